@@ -1,0 +1,107 @@
+"""`JsonlExporter`: traces as `lcel-trace/1` JSON lines in a file.
+
+Each hand-off from a traced call is encoded on the exporter's own thread and written
+with a single `write` to a file opened in append mode, so every write holds whole
+lines: concurrent traces, and several exporters or processes sharing one file, never
+split a line. Durability: lines reach the operating system at every hand-off (each
+trace end, and every half second while a long run streams); with `fsync=True` they
+are also forced to disk before the next hand-off is taken. A process killed mid-write
+leaves at most one partial last line, which readers report and skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from lcel_trace._log import warn_once
+from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
+from lcel_trace.records import Record, encode_line
+from lcel_trace.span import Span, TraceEvent, TraceStart
+
+RecordChunks = Literal["none", "root", "all"]
+
+
+class JsonlExporter(BaseExporter):
+    """Appends traces to `path` in the `lcel-trace/1` format.
+
+    `record_chunks` chooses whose stream chunks are kept: the root run's ("root", the
+    default, enough to replay the output), every run's ("all"), or none.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        record_chunks: RecordChunks = "root",
+        fsync: bool = False,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> None:
+        super().__init__()
+        if record_chunks not in ("none", "root", "all"):
+            raise ValueError(f"record_chunks must be 'none', 'root' or 'all', got {record_chunks!r}")
+        self.path = Path(path)
+        self.record_chunks: RecordChunks = record_chunks
+        self.fsync = fsync
+        self.max_queue = max_queue
+        self.lines_written = 0
+        self._roots: dict[str, str] = {}
+        try:
+            self._fd: int | None = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+            )
+        except OSError as exc:
+            raise OSError(f"cannot open trace file {self.path} for appending: {exc}") from exc
+
+    def on_batch(self, records: Sequence[Record]) -> None:
+        """Encode one hand-off and append it with a single write."""
+        lines = []
+        for record in records:
+            if isinstance(record, TraceStart):
+                self._roots[record.trace_id] = record.root_run_id
+            elif isinstance(record, TraceEvent) and record.kind == "stream" and not self._keeps(record):
+                continue
+            try:
+                lines.append(encode_line(record))
+            except Exception as exc:
+                warn_once("jsonl_encode_failed", path=str(self.path), error=repr(exc))
+            if not isinstance(record, (TraceStart, TraceEvent, Span)):
+                self._roots.pop(record.trace_id, None)
+        if lines:
+            self._write(b"".join(lines))
+            self.lines_written += len(lines)
+
+    def export(self, spans: Sequence[Span]) -> None:
+        self.on_batch(spans)
+
+    def _keeps(self, event: TraceEvent) -> bool:
+        if self.record_chunks == "all":
+            return True
+        return self.record_chunks == "root" and self._roots.get(event.trace_id) == event.run_id
+
+    def _write(self, payload: bytes) -> None:
+        fd = self._fd
+        if fd is None:
+            warn_once("jsonl_write_after_close", path=str(self.path))
+            return
+        view = memoryview(payload)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if self.fsync:
+            os.fsync(fd)
+
+    def _flush(self) -> bool:
+        if self._fd is not None and self.fsync:
+            os.fsync(self._fd)
+        return True
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"JsonlExporter({str(self.path)!r})"

@@ -1,0 +1,50 @@
+"""The library's own logs: structlog events routed to the standard `logging` module.
+
+A library must not configure structlog for its user nor print to stdout, so the
+logger is wrapped explicitly around `logging.getLogger("lcel_trace")`. Failures are
+reported once per kind, then as counts, so a dead collector cannot flood the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Any
+
+import structlog
+
+_stdlib_logger = logging.getLogger("lcel_trace")
+
+log: Any = structlog.wrap_logger(
+    _stdlib_logger,
+    processors=[
+        structlog.processors.format_exc_info,
+        structlog.stdlib.render_to_log_kwargs,
+    ],
+    wrapper_class=structlog.stdlib.BoundLogger,
+)
+
+_counts: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+def warn_once(kind: str, **fields: Any) -> None:
+    """Log the first failure of a kind, then only at the 10th, 100th, 1000th... repeat."""
+    with _lock:
+        _counts[kind] += 1
+        count = _counts[kind]
+    if count == 1 or _is_power_of_ten(count):
+        log.warning(kind, occurrences=count, **fields)
+
+
+def occurrences(kind: str) -> int:
+    """How many times a kind of failure has been seen in this process."""
+    with _lock:
+        return _counts[kind]
+
+
+def _is_power_of_ten(n: int) -> bool:
+    while n >= 10 and n % 10 == 0:
+        n //= 10
+    return n == 1

@@ -1,0 +1,272 @@
+"""The `lcel-trace/1` line format: records to JSON objects and back, validated.
+
+Writing never raises (content goes through `to_jsonable`); reading treats every
+line as untrusted and raises `ValueError` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from lcel_trace.serialize import from_jsonable, to_jsonable
+from lcel_trace.span import (
+    EVENT_KINDS,
+    RUN_TYPES,
+    STATUSES,
+    Span,
+    SpanError,
+    SpanEvent,
+    TraceEnd,
+    TraceEvent,
+    TraceStart,
+    Usage,
+)
+
+FORMAT = "lcel-trace/1"
+Record = TraceStart | TraceEvent | Span | TraceEnd
+
+
+def encode_line(record: Record) -> bytes:
+    """One record as one compact UTF-8 JSON line, newline included."""
+    text = json.dumps(
+        to_line(record), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+    return text.encode("utf-8", errors="replace") + b"\n"
+
+
+def to_line(record: Record) -> dict[str, Any]:
+    if isinstance(record, Span):
+        return _span_line(record)
+    if isinstance(record, TraceEvent):
+        return {
+            "type": "event",
+            "trace_id": record.trace_id,
+            "kind": record.kind,
+            "event": record.event,
+            "run_id": record.run_id,
+            "parent_ids": list(record.parent_ids),
+            "name": record.name,
+            "run_type": record.run_type,
+            "tags": list(record.tags),
+            "metadata": to_jsonable(record.metadata),
+            "data": to_jsonable(record.data),
+            "ts_ns": record.ts_ns,
+        }
+    if isinstance(record, TraceStart):
+        return {
+            "type": "trace_start",
+            "trace_id": record.trace_id,
+            "format": FORMAT,
+            "name": record.name,
+            "start_ns": record.start_ns,
+            "start_time": datetime.fromtimestamp(record.start_ns / 1e9, UTC).isoformat(),
+            "root_run_id": record.root_run_id,
+            "otel_parent_span_id": record.otel_parent_span_id,
+            "versions": dict(record.versions),
+        }
+    return {
+        "type": "trace_end",
+        "trace_id": record.trace_id,
+        "status": record.status,
+        "end_ns": record.end_ns,
+        "span_count": record.span_count,
+        "event_count": record.event_count,
+        "error": _error_line(record.error),
+    }
+
+
+def _span_line(span: Span) -> dict[str, Any]:
+    usage = span.usage
+    return {
+        "type": "span",
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_id": span.parent_id,
+        "name": span.name,
+        "run_type": span.run_type,
+        "start_ns": span.start_ns,
+        "end_ns": span.end_ns,
+        "status": span.status,
+        "error": _error_line(span.error),
+        "inputs": to_jsonable(span.inputs),
+        "outputs": to_jsonable(span.outputs),
+        "tags": list(span.tags),
+        "metadata": to_jsonable(span.metadata),
+        "chunk_count": span.chunk_count,
+        "first_chunk_ns": span.first_chunk_ns,
+        "usage": None
+        if usage is None
+        else {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        "model": span.model,
+        "events": [
+            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data)} for e in span.events
+        ],
+        "attributes": to_jsonable(span.attributes),
+    }
+
+
+def _error_line(error: SpanError | None) -> dict[str, str] | None:
+    return None if error is None else {"type": error.type, "message": error.message}
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def from_line(obj: Any) -> Record:
+    """A record from one parsed JSON line; `ValueError` says what is wrong with it."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    kind = obj.get("type")
+    _str(obj, "trace_id")
+    if kind == "span":
+        return _read_span(obj)
+    if kind == "event":
+        return _read_event(obj)
+    if kind == "trace_start":
+        if obj.get("format") != FORMAT:
+            raise ValueError(f"unsupported format {obj.get('format')!r} (expected {FORMAT!r})")
+        versions = obj.get("versions") or {}
+        if not isinstance(versions, dict):
+            raise ValueError("'versions' must be an object")
+        return TraceStart(
+            trace_id=obj["trace_id"],
+            name=_str(obj, "name"),
+            start_ns=_int(obj, "start_ns"),
+            root_run_id=_str(obj, "root_run_id"),
+            otel_parent_span_id=_opt_str(obj, "otel_parent_span_id"),
+            versions={str(k): str(v) for k, v in versions.items()},
+        )
+    if kind == "trace_end":
+        return TraceEnd(
+            trace_id=obj["trace_id"],
+            status=cast("Any", _choice(obj, "status", STATUSES)),
+            end_ns=_int(obj, "end_ns"),
+            span_count=_int(obj, "span_count"),
+            event_count=_int(obj, "event_count"),
+            error=_read_error(obj.get("error")),
+        )
+    raise ValueError(f"unknown record type {kind!r}")
+
+
+def _read_span(obj: dict[str, Any]) -> Span:
+    usage_obj = obj.get("usage")
+    usage = None
+    if usage_obj is not None:
+        if not isinstance(usage_obj, dict):
+            raise ValueError("'usage' must be an object or null")
+        usage = Usage(
+            _opt_int(usage_obj, "input_tokens"),
+            _opt_int(usage_obj, "output_tokens"),
+            _opt_int(usage_obj, "total_tokens"),
+        )
+    events = obj.get("events") or []
+    if not isinstance(events, list):
+        raise ValueError("'events' must be a list")
+    return Span(
+        trace_id=obj["trace_id"],
+        span_id=_str(obj, "span_id"),
+        parent_id=_opt_str(obj, "parent_id"),
+        name=_str(obj, "name"),
+        run_type=cast("Any", _choice(obj, "run_type", RUN_TYPES)),
+        start_ns=_int(obj, "start_ns"),
+        end_ns=_int(obj, "end_ns"),
+        status=cast("Any", _choice(obj, "status", STATUSES)),
+        error=_read_error(obj.get("error")),
+        inputs=from_jsonable(obj.get("inputs")),
+        outputs=from_jsonable(obj.get("outputs")),
+        tags=_str_tuple(obj, "tags"),
+        metadata=_mapping(from_jsonable(obj.get("metadata") or {}), "metadata"),
+        chunk_count=_int(obj, "chunk_count"),
+        first_chunk_ns=_opt_int(obj, "first_chunk_ns"),
+        usage=usage,
+        model=_opt_str(obj, "model"),
+        events=tuple(_read_span_event(e) for e in events),
+        attributes=_mapping(from_jsonable(obj.get("attributes") or {}), "attributes"),
+    )
+
+
+def _read_span_event(obj: Any) -> SpanEvent:
+    if not isinstance(obj, dict):
+        raise ValueError("span events must be objects")
+    return SpanEvent(_str(obj, "name"), _int(obj, "ts_ns"), from_jsonable(obj.get("data")))
+
+
+def _read_event(obj: dict[str, Any]) -> TraceEvent:
+    parent_ids = obj.get("parent_ids") or []
+    if not isinstance(parent_ids, list) or not all(isinstance(p, str) for p in parent_ids):
+        raise ValueError("'parent_ids' must be a list of strings")
+    data = from_jsonable(obj.get("data") or {})
+    return TraceEvent(
+        trace_id=obj["trace_id"],
+        kind=cast("Any", _choice(obj, "kind", EVENT_KINDS)),
+        event=_str(obj, "event"),
+        run_id=_str(obj, "run_id"),
+        parent_ids=tuple(parent_ids),
+        name=_str(obj, "name"),
+        run_type=cast("Any", _choice(obj, "run_type", RUN_TYPES)),
+        tags=_str_tuple(obj, "tags"),
+        metadata=_mapping(from_jsonable(obj.get("metadata") or {}), "metadata"),
+        data=_mapping(data, "data"),
+        ts_ns=_int(obj, "ts_ns"),
+    )
+
+
+def _read_error(obj: Any) -> SpanError | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise ValueError("'error' must be an object or null")
+    return SpanError(_str(obj, "type"), _str(obj, "message"))
+
+
+def _str(obj: Mapping[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be a string, got {_type_name(value)}")
+    return value
+
+
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    return None if obj.get(key) is None else _str(obj, key)
+
+
+def _int(obj: Mapping[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key!r} must be an integer, got {_type_name(value)}")
+    return value
+
+
+def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:
+    return None if obj.get(key) is None else _int(obj, key)
+
+
+def _choice(obj: Mapping[str, Any], key: str, allowed: frozenset[str]) -> str:
+    value = _str(obj, key)
+    if value not in allowed:
+        raise ValueError(f"{key!r} must be one of {sorted(allowed)}, got {value!r}")
+    return value
+
+
+def _str_tuple(obj: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = obj.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key!r} must be a list of strings")
+    return tuple(value)
+
+
+def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{key!r} must be an object")
+    return value
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__

@@ -1,0 +1,221 @@
+"""Immutable records of a trace: spans, normalised events, trace boundaries.
+
+Records are frozen so that exporters running on other threads can never see a
+half-updated value; the builders that accumulate them live in `assemble.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "error", "cancelled", "incomplete"]
+EventKind = Literal["start", "stream", "end", "error", "custom"]
+RunType = Literal[
+    "chain", "chat_model", "llm", "tool", "retriever", "prompt", "parser", "lambda", "custom"
+]
+
+RUN_TYPES: frozenset[str] = frozenset(
+    ("chain", "chat_model", "llm", "tool", "retriever", "prompt", "parser", "lambda", "custom")
+)
+STATUSES: frozenset[str] = frozenset(("ok", "error", "cancelled", "incomplete"))
+EVENT_KINDS: frozenset[str] = frozenset(("start", "stream", "end", "error", "custom"))
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts a provider reported for one model call."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanError:
+    """What went wrong in a span: the exception's qualified type and message."""
+
+    type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    """A point-in-time event inside a span (a custom event, for instance)."""
+
+    name: str
+    ts_ns: int
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One LangChain run, finished: identity, timing, status, content and stream facts.
+
+    `parent_id` is the direct parent run; for a trace's root it is the span id of
+    the OpenTelemetry span active when the call started (16 hex digits), if any.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    run_type: RunType
+    start_ns: int
+    end_ns: int
+    status: Status
+    error: SpanError | None = None
+    inputs: Any = None
+    outputs: Any = None
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    chunk_count: int = 0
+    first_chunk_ns: int | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    events: tuple[SpanEvent, ...] = ()
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    """Provider facts that have no field of their own (finish reason, request parameters...)."""
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    @property
+    def time_to_first_chunk_ns(self) -> int | None:
+        return None if self.first_chunk_ns is None else self.first_chunk_ns - self.start_ns
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One normalised v2 event, stamped with the time it happened.
+
+    `kind="stream"` events are coalesced: `data["chunks"]` holds `[ts_ns, chunk]`
+    pairs for one run, so a token stream costs one record per flush, not one per token.
+    """
+
+    trace_id: str
+    kind: EventKind
+    event: str
+    run_id: str
+    parent_ids: tuple[str, ...]
+    name: str
+    run_type: RunType
+    tags: tuple[str, ...]
+    metadata: Mapping[str, Any]
+    data: Mapping[str, Any]
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStart:
+    """The opening record of a trace: who, when, and with which library versions."""
+
+    trace_id: str
+    name: str
+    start_ns: int
+    root_run_id: str
+    otel_parent_span_id: str | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEnd:
+    """The closing record of a trace: how it ended and how much it held."""
+
+    trace_id: str
+    status: Status
+    end_ns: int
+    span_count: int
+    event_count: int
+    error: SpanError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanNode:
+    """A span with its children, as returned by `Trace.tree()`."""
+
+    span: Span
+    children: tuple[SpanNode, ...] = ()
+
+    def walk(self) -> Iterator[SpanNode]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def shape(self) -> dict[str, Any]:
+        """The tree as nested `{name: [children...]}` dicts, handy in assertions."""
+        return {self.span.name: [child.shape() for child in self.children]}
+
+    def render(self) -> str:
+        """A plain-text tree: name, run type, status, duration and time to first chunk."""
+        lines: list[str] = []
+        self._render_into(lines, "", "")
+        return "\n".join(lines)
+
+    def _render_into(self, lines: list[str], head: str, tail: str) -> None:
+        span = self.span
+        facts = [span.run_type, span.status, f"{span.duration_ns / 1e6:.1f} ms"]
+        ttft = span.time_to_first_chunk_ns
+        if ttft is not None:
+            facts.append(f"ttft {ttft / 1e6:.1f} ms")
+        if span.chunk_count:
+            facts.append(f"{span.chunk_count} chunks")
+        if span.usage is not None and span.usage.total_tokens is not None:
+            facts.append(f"{span.usage.total_tokens} tokens")
+        lines.append(f"{head}{span.name} [{', '.join(facts)}]")
+        for i, child in enumerate(self.children):
+            last = i == len(self.children) - 1
+            child._render_into(
+                lines, tail + ("└─ " if last else "├─ "), tail + ("   " if last else "│  ")
+            )
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Everything recorded for one traced call: its spans and events, in order."""
+
+    trace_id: str
+    name: str
+    status: Status
+    start_ns: int
+    end_ns: int
+    spans: tuple[Span, ...]
+    events: tuple[TraceEvent, ...] = ()
+    root_run_id: str | None = None
+
+    @property
+    def root(self) -> Span:
+        """The span of the traced runnable's own run."""
+        for span in self.spans:
+            if span.span_id == self.root_run_id:
+                return span
+        ids = {span.span_id for span in self.spans}
+        for span in self.spans:
+            if span.parent_id not in ids:
+                return span
+        raise LookupError(f"trace {self.trace_id} has no spans")
+
+    def span(self, name: str) -> Span:
+        """The first span (in start order) with this name."""
+        for span in sorted(self.spans, key=lambda s: s.start_ns):
+            if span.name == name:
+                return span
+        raise LookupError(f"no span named {name!r} in trace {self.trace_id}")
+
+    def children(self, span: Span) -> list[Span]:
+        return sorted(
+            (s for s in self.spans if s.parent_id == span.span_id), key=lambda s: s.start_ns
+        )
+
+    def tree(self) -> SpanNode:
+        """The spans as a tree under the root, children in start order."""
+
+        def build(span: Span) -> SpanNode:
+            return SpanNode(span, tuple(build(child) for child in self.children(span)))
+
+        return build(self.root)
