@@ -41,7 +41,9 @@ class JsonlExporter(BaseExporter):
     ) -> None:
         super().__init__()
         if record_chunks not in ("none", "root", "all"):
-            raise ValueError(f"record_chunks must be 'none', 'root' or 'all', got {record_chunks!r}")
+            raise ValueError(
+                f"record_chunks must be 'none', 'root' or 'all', got {record_chunks!r}"
+            )
         self.path = Path(path)
         self.record_chunks: RecordChunks = record_chunks
         self.fsync = fsync
@@ -49,9 +51,7 @@ class JsonlExporter(BaseExporter):
         self.lines_written = 0
         self._roots: dict[str, str] = {}
         try:
-            self._fd: int | None = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-            )
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise OSError(f"cannot open trace file {self.path} for appending: {exc}") from exc
 
@@ -61,7 +61,11 @@ class JsonlExporter(BaseExporter):
         for record in records:
             if isinstance(record, TraceStart):
                 self._roots[record.trace_id] = record.root_run_id
-            elif isinstance(record, TraceEvent) and record.kind == "stream" and not self._keeps(record):
+            elif (
+                isinstance(record, TraceEvent)
+                and record.kind == "stream"
+                and not self._keeps(record)
+            ):
                 continue
             try:
                 lines.append(encode_line(record))

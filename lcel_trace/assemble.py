@@ -311,7 +311,9 @@ class SpanAssembler:
         if isinstance(error, BaseException):
             return SpanError(qualified_name(type(error)), self._redactor.text(str(error)))
         if isinstance(error, Mapping) and "error_type" in error:
-            return SpanError(str(error["error_type"]), self._redactor.text(str(error.get("message", ""))))
+            return SpanError(
+                str(error["error_type"]), self._redactor.text(str(error.get("message", "")))
+            )
         return SpanError("Error", self._redactor.text(str(error)))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol, Self, runtime_checkable
@@ -163,24 +162,15 @@ _registry_lock = threading.Lock()
 
 def processor_for(exporter: SpanExporter) -> ExportProcessor:
     """The processor that owns `exporter`'s queue (one per exporter object)."""
+    # The processor holds the exporter, so an id stays unique while it is registered;
+    # exporters live as long as the process, which lets the exit hook flush them all.
     key = id(exporter)
     with _registry_lock:
         processor = _processors.get(key)
-        if processor is None or processor.exporter is not exporter:
+        if processor is None:
             max_queue = getattr(exporter, "max_queue", DEFAULT_MAX_QUEUE)
-            processor = ExportProcessor(exporter, max_queue=max_queue)
-            _processors[key] = processor
-            try:
-                weakref.finalize(exporter, _forget, key, processor)
-            except TypeError:
-                pass  # not weak-referenceable: kept until exit
+            processor = _processors[key] = ExportProcessor(exporter, max_queue=max_queue)
         return processor
-
-
-def _forget(key: int, processor: ExportProcessor) -> None:
-    with _registry_lock:
-        if _processors.get(key) is processor:
-            del _processors[key]
 
 
 def flush_all(timeout_s: float | None = 5.0) -> bool:
@@ -195,8 +185,12 @@ def flush_all(timeout_s: float | None = 5.0) -> bool:
         try:
             ok = bool(processor.exporter.force_flush(remaining)) and ok
         except Exception as exc:
-            warn_once("exporter_failed", exporter=type(processor.exporter).__name__,
-                      method="force_flush", error=repr(exc))
+            warn_once(
+                "exporter_failed",
+                exporter=type(processor.exporter).__name__,
+                method="force_flush",
+                error=repr(exc),
+            )
             ok = False
     return ok
 

@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 
 class _RunInfo:
-    __slots__ = ("family", "name", "run_type", "tags", "metadata", "parent_ids", "inputs")
+    __slots__ = ("family", "inputs", "metadata", "name", "parent_ids", "run_type", "tags")
 
     def __init__(
         self,
@@ -76,6 +76,7 @@ class Recorder(BaseCallbackHandler):
         self._runs: dict[UUID, _RunInfo] = {}
         self._tapped: set[UUID] = set()
         self._trace_id = session.trace_id
+        self.root_run_id = session.root_run_id
 
     def run_info(self, run_id: str) -> _RunInfo | None:
         """What the recorder knows of a run (name, type, parents), if it has seen it."""
@@ -156,7 +157,9 @@ class Recorder(BaseCallbackHandler):
         try:
             family = run_type or "chain"
             data: dict[str, Any] = {} if inputs == {"input": ""} else {"input": inputs}
-            self._open(family, run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
+            self._open(
+                family, run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
+            )
         except Exception as exc:
             self._guard("on_chain_start", exc)
 
@@ -200,7 +203,15 @@ class Recorder(BaseCallbackHandler):
             data: dict[str, Any] = {"input": {"messages": messages}}
             if kwargs.get("invocation_params"):
                 data["invocation_params"] = kwargs["invocation_params"]
-            self._open("chat_model", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
+            self._open(
+                "chat_model",
+                run_id,
+                parent_run_id,
+                _run_name(name, serialized),
+                tags,
+                metadata,
+                data,
+            )
         except Exception as exc:
             self._guard("on_chat_model_start", exc)
 
@@ -220,7 +231,9 @@ class Recorder(BaseCallbackHandler):
             data: dict[str, Any] = {"input": {"prompts": prompts}}
             if kwargs.get("invocation_params"):
                 data["invocation_params"] = kwargs["invocation_params"]
-            self._open("llm", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
+            self._open(
+                "llm", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
+            )
         except Exception as exc:
             self._guard("on_llm_start", exc)
 
@@ -256,7 +269,12 @@ class Recorder(BaseCallbackHandler):
             output: Any
             if info.run_type == "chat_model":
                 output = next(
-                    (gen.message for gens in response.generations for gen in gens if hasattr(gen, "message")),
+                    (
+                        gen.message
+                        for gens in response.generations
+                        for gen in gens
+                        if hasattr(gen, "message")
+                    ),
                     None,
                 )
             else:
@@ -299,7 +317,9 @@ class Recorder(BaseCallbackHandler):
             data: dict[str, Any] = {"input": inputs if inputs is not None else input_str}
             if kwargs.get("tool_call_id"):
                 data["tool_call_id"] = kwargs["tool_call_id"]
-            self._open("tool", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
+            self._open(
+                "tool", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
+            )
         except Exception as exc:
             self._guard("on_tool_start", exc)
 
@@ -329,7 +349,12 @@ class Recorder(BaseCallbackHandler):
     ) -> None:
         try:
             self._open(
-                "retriever", run_id, parent_run_id, _run_name(name, serialized), tags, metadata,
+                "retriever",
+                run_id,
+                parent_run_id,
+                _run_name(name, serialized),
+                tags,
+                metadata,
                 {"input": {"query": query}},
             )
         except Exception as exc:
@@ -413,4 +438,3 @@ class StreamingRecorder(Recorder):
         for chunk in output:
             on_chunk(run_id, now_ns(), chunk)
             yield chunk
-

@@ -31,9 +31,7 @@ Record = TraceStart | TraceEvent | Span | TraceEnd
 
 def encode_line(record: Record) -> bytes:
     """One record as one compact UTF-8 JSON line, newline included."""
-    text = json.dumps(
-        to_line(record), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
+    text = json.dumps(to_line(record), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8", errors="replace") + b"\n"
 
 

@@ -36,7 +36,7 @@ Redact = Callable[[Any], Any]
 class Redactor:
     """Default secret scrubbing, then the user's own `redact` hook, then `capture_content`."""
 
-    __slots__ = ("capture_content", "_user")
+    __slots__ = ("_user", "capture_content")
 
     def __init__(self, redact: Redact | None = None, *, capture_content: bool = True) -> None:
         if redact is not None and not callable(redact):
@@ -74,7 +74,11 @@ def scrub(value: Any, depth: int = 0) -> Any:
         return REDACTED
     if isinstance(value, Mapping):
         out = {
-            k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and v else scrub(v, depth + 1))
+            k: (
+                REDACTED
+                if isinstance(k, str) and SECRET_KEY.search(k) and v
+                else scrub(v, depth + 1)
+            )
             for k, v in value.items()
         }
         return value if all(out[k] is v for k, v in value.items()) else out

@@ -30,13 +30,26 @@ _ESCAPE_KEY = "__lcel_escaped__"
 # Data classes a reader may rebuild: messages and chunks, documents, prompt values,
 # generations. Nothing that runs code, holds secrets or talks to the network.
 _ALLOWED_CLASSES: tuple[type[Serializable], ...] = (
-    messages.AIMessage, messages.AIMessageChunk, messages.HumanMessage,
-    messages.HumanMessageChunk, messages.SystemMessage, messages.SystemMessageChunk,
-    messages.ToolMessage, messages.ToolMessageChunk, messages.ChatMessage,
-    messages.ChatMessageChunk, messages.FunctionMessage, messages.FunctionMessageChunk,
-    messages.RemoveMessage, Document, prompt_values.ChatPromptValue,
-    prompt_values.ChatPromptValueConcrete, prompt_values.StringPromptValue,
-    outputs.Generation, outputs.GenerationChunk, outputs.ChatGeneration,
+    messages.AIMessage,
+    messages.AIMessageChunk,
+    messages.HumanMessage,
+    messages.HumanMessageChunk,
+    messages.SystemMessage,
+    messages.SystemMessageChunk,
+    messages.ToolMessage,
+    messages.ToolMessageChunk,
+    messages.ChatMessage,
+    messages.ChatMessageChunk,
+    messages.FunctionMessage,
+    messages.FunctionMessageChunk,
+    messages.RemoveMessage,
+    Document,
+    prompt_values.ChatPromptValue,
+    prompt_values.ChatPromptValueConcrete,
+    prompt_values.StringPromptValue,
+    outputs.Generation,
+    outputs.GenerationChunk,
+    outputs.ChatGeneration,
     outputs.ChatGenerationChunk,
 )
 
@@ -122,7 +135,9 @@ def _load_langchain_object(value: dict[str, Any]) -> Any:
 
 def qualified_name(cls: type) -> str:
     module = cls.__module__
-    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    return (
+        cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    )
 
 
 def _safe_repr(value: Any) -> str:

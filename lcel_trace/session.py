@@ -23,8 +23,9 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from lcel_trace._log import log, warn_once
 from lcel_trace.assemble import SpanAssembler, now_ns
 from lcel_trace.capture import Capture, active_captures
-from lcel_trace.export import ExportProcessor, Record, SpanExporter, processor_for
+from lcel_trace.export import ExportProcessor, SpanExporter, processor_for
 from lcel_trace.recorder import Recorder, StreamingRecorder
+from lcel_trace.records import Record
 from lcel_trace.redact import Redactor
 from lcel_trace.serialize import qualified_name
 from lcel_trace.span import (
@@ -223,7 +224,9 @@ class TraceSession:
 
     # -- the end ----------------------------------------------------------------------
 
-    def finish(self, error: BaseException | None = None, *, cancelled: bool = False) -> Trace | None:
+    def finish(
+        self, error: BaseException | None = None, *, cancelled: bool = False
+    ) -> Trace | None:
         """Close every open span, hand off the rest, deliver the trace. Never raises."""
         try:
             return self._finish(error, cancelled)

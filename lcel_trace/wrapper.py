@@ -28,11 +28,12 @@ from langchain_core.runnables.config import get_config_list
 from langchain_core.runnables.graph import Graph
 from langchain_core.runnables.schema import StreamEvent
 from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output
+from langchain_core.utils.pydantic import TypeBaseModel
 from langchain_core.utils.uuid import uuid7
-from pydantic import BaseModel
 
 from lcel_trace._log import warn_once
 from lcel_trace.export import SpanExporter
+from lcel_trace.recorder import StreamingRecorder
 from lcel_trace.redact import Redact, Redactor
 from lcel_trace.session import (
     TraceSession,
@@ -136,10 +137,10 @@ class TracedRunnable(Runnable[Input, Output]):
     def OutputType(self) -> type[Output]:  # noqa: N802 - LangChain's name
         return self.bound.OutputType
 
-    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+    def get_input_schema(self, config: RunnableConfig | None = None) -> TypeBaseModel:
         return self.bound.get_input_schema(config)
 
-    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+    def get_output_schema(self, config: RunnableConfig | None = None) -> TypeBaseModel:
         return self.bound.get_output_schema(config)
 
     @property
@@ -275,9 +276,7 @@ class TracedRunnable(Runnable[Input, Output]):
     def transform(
         self, input: Iterator[Input], config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Output]:
-        return _TracedIterator(
-            self, lambda cfg: self.bound.transform(input, cfg, **kwargs), config
-        )
+        return _TracedIterator(self, lambda cfg: self.bound.transform(input, cfg, **kwargs), config)
 
     def astream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -323,7 +322,7 @@ class TracedRunnable(Runnable[Input, Output]):
             observe=observe,
         )
 
-    def astream_log(  # type: ignore[override]  # one signature for LangChain's overloads
+    def astream_log(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         """The wrapped runnable's own run log, traced like `astream_events`."""
@@ -393,10 +392,11 @@ class _TracedIterator(Iterator[T], Generic[T]):
         session, config = self._owner._begin(self._config, streaming=True)
         self._session = session
         self._source = source = self._open_source(config)
-        if session is None:
-            self._stream = iter(source)
+        recorder = session.recorder if session is not None else None
+        if isinstance(recorder, StreamingRecorder):
+            self._stream = recorder.tap_output_iter(UUID(recorder.root_run_id), source)
         else:
-            self._stream = session.recorder.tap_output_iter(UUID(session.root_run_id), source)
+            self._stream = iter(source)
 
     def _end(self, error: BaseException | None) -> None:
         if self._done:
@@ -478,10 +478,11 @@ class _TracedAsyncIterator(AsyncIterator[T], Generic[T]):
         session, config = self._owner._begin(self._config, streaming=self._streaming)
         self._session = session
         self._source = source = self._open_source(config)
-        if session is None or not self._streaming:
-            self._stream = aiter(source)
+        recorder = session.recorder if session is not None else None
+        if isinstance(recorder, StreamingRecorder):
+            self._stream = recorder.tap_output_aiter(UUID(recorder.root_run_id), source)
         else:
-            self._stream = session.recorder.tap_output_aiter(UUID(session.root_run_id), source)
+            self._stream = aiter(source)
 
     def _end(self, error: BaseException | None) -> None:
         if self._done:

@@ -1,0 +1,25 @@
+# Sourced by the README's commands: make sure ./.venv exists with lcel-trace installed.
+# Usage: source .ci/venv.sh [extra]   (extra: "dev" for the test tools)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${LCEL_TRACE_VENV:-$ROOT/.venv}"
+EXTRA="${1:-}"
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "lcel-trace needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+    exit 2
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+STAMP="$VENV/.lcel-trace-installed-$(cat "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)-${EXTRA:-base}"
+if [ ! -f "$STAMP" ]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    if [ -n "$EXTRA" ]; then
+        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$EXTRA]"
+    else
+        "$VENV/bin/python" -m pip install --quiet -e "$ROOT"
+    fi
+    touch "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"
