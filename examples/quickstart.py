@@ -15,27 +15,31 @@ from pathlib import Path
 from langchain_core.language_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable
+from lcel_trace.exporters import JsonlExporter
 
 from lcel_trace import capture, trace
-from lcel_trace.exporters import JsonlExporter
 from lcel_trace.replay import read_traces
 
 JOKE = "为什么鹦鹉会说话？因为它们不想被当成哑巴鸟！"
 
 
-def build_chain() -> object:
+def build_chain() -> Runnable[dict[str, str], str]:
     prompt = ChatPromptTemplate.from_template("给我讲一个关于{topic}的笑话")
     model = FakeListChatModel(responses=[JOKE], sleep=0.02)
     return prompt | model | StrOutputParser()
 
 
-async def main(out: Path) -> int:
+async def stream_live(traced: Runnable[dict[str, str], str]) -> None:
+    async for chunk in traced.astream({"topic": "鹦鹉"}):
+        print(chunk, end="|", flush=True)
+    print("\n")
+
+
+def main(out: Path) -> int:
     out.unlink(missing_ok=True)
     with JsonlExporter(out) as exporter, capture() as captured:
-        traced = trace(build_chain(), exporters=[exporter], name="joke")
-        async for chunk in traced.astream({"topic": "鹦鹉"}):
-            print(chunk, end="|", flush=True)
-        print("\n")
+        asyncio.run(stream_live(trace(build_chain(), exporters=[exporter], name="joke")))
     # Leaving the `with` flushed and closed the exporter: the file is complete.
     run = captured.traces[0]
     print(f"trace {run.trace_id} ({run.name}): {run.status}")
@@ -50,4 +54,4 @@ async def main(out: Path) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("quickstart-trace.jsonl"))
-    sys.exit(asyncio.run(main(parser.parse_args().out)))
+    sys.exit(main(parser.parse_args().out))

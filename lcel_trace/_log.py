@@ -29,19 +29,26 @@ _counts: Counter[str] = Counter()
 _lock = threading.Lock()
 
 
-def warn_once(kind: str, **fields: Any) -> None:
-    """Log the first failure of a kind, then only at the 10th, 100th, 1000th... repeat."""
+def warn_once(kind: str, *, source: str = "", **fields: Any) -> None:
+    """Log the first failure of a kind (per source), then only at its 10th, 100th...
+
+    `source` separates independent emitters, such as two exporters, so one noisy
+    exporter cannot hide the first failure of another.
+    """
+    key = f"{kind}:{source}"
     with _lock:
-        _counts[kind] += 1
-        count = _counts[kind]
+        _counts[key] += 1
+        count = _counts[key]
     if count == 1 or _is_power_of_ten(count):
+        if source:
+            fields["source"] = source
         log.warning(kind, occurrences=count, **fields)
 
 
-def occurrences(kind: str) -> int:
+def occurrences(kind: str, source: str = "") -> int:
     """How many times a kind of failure has been seen in this process."""
     with _lock:
-        return _counts[kind]
+        return _counts[f"{kind}:{source}"]
 
 
 def _is_power_of_ten(n: int) -> bool:

@@ -17,7 +17,7 @@ from typing import Protocol, Self, runtime_checkable
 
 from lcel_trace._log import log, warn_once
 from lcel_trace.records import Record
-from lcel_trace.span import Span, TraceEvent, TraceStart
+from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
 
 DEFAULT_MAX_QUEUE = 10_000
 """Records an exporter may have waiting before new batches are dropped."""
@@ -62,7 +62,7 @@ class ExportProcessor:
         with self._cond:
             if self._closed:
                 self.dropped_records += len(batch)
-                warn_once("export_after_shutdown", exporter=self._name, dropped=len(batch))
+                warn_once("export_after_shutdown", source=self._name, dropped=len(batch))
                 return False
             if self._queued_records + len(batch) > self.max_queue:
                 self.dropped_records += len(batch)
@@ -76,7 +76,7 @@ class ExportProcessor:
                     self._start_worker()
                 self._cond.notify()
         if full:
-            warn_once("export_queue_full", exporter=self._name, dropped_records=dropped)
+            warn_once("export_queue_full", source=self._name, dropped_records=dropped)
             return False
         return True
 
@@ -133,29 +133,29 @@ class ExportProcessor:
             if isinstance(record, Span):
                 spans.append(record)
                 continue
+            method = _HOOKS[type(record)]
+            if not hasattr(self.exporter, method):
+                continue
             if spans:
                 self._call("export", spans)
                 spans = []
-            if isinstance(record, TraceEvent):
-                self._call("on_event", record)
-            elif isinstance(record, TraceStart):
-                self._call("on_trace_start", record)
-            else:
-                self._call("on_trace_end", record)
+            self._call(method, record)
         if spans:
             self._call("export", spans)
 
     def _call(self, method: str, argument: object) -> None:
-        hook = getattr(self.exporter, method, None)
-        if hook is None:
-            return
         try:
-            hook(argument)
+            getattr(self.exporter, method)(argument)
         except Exception as exc:
             self.failed_calls += 1
-            warn_once("exporter_failed", exporter=self._name, method=method, error=repr(exc))
+            warn_once("exporter_failed", source=self._name, method=method, error=repr(exc))
 
 
+_HOOKS: dict[type, str] = {
+    TraceStart: "on_trace_start",
+    TraceEvent: "on_event",
+    TraceEnd: "on_trace_end",
+}
 _processors: dict[int, ExportProcessor] = {}
 _registry_lock = threading.Lock()
 

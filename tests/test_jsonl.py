@@ -13,9 +13,9 @@ from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
+from lcel_trace.exporters import JsonlExporter
 
 from lcel_trace import capture, trace
-from lcel_trace.exporters import JsonlExporter
 from lcel_trace.replay import TraceFileError, TruncatedTraceWarning, read_traces
 
 JOKE = "Why did the parrot talk ? Because it could ."
@@ -102,9 +102,10 @@ def test_root_chunks_are_coalesced_into_stream_events_that_replay_the_output(
 
 def test_record_chunks_all_keeps_every_runs_chunks_and_none_keeps_none(tmp_path: Path) -> None:
     every, nothing = tmp_path / "all.jsonl", tmp_path / "none.jsonl"
-    with JsonlExporter(every, record_chunks="all") as all_, JsonlExporter(
-        nothing, record_chunks="none"
-    ) as none_:
+    with (
+        JsonlExporter(every, record_chunks="all") as all_,
+        JsonlExporter(nothing, record_chunks="none") as none_,
+    ):
         list(trace(joke_chain(), exporters=[all_, none_]).stream({"topic": "parrots"}))
     streamed_runs = {r["name"] for r in lines_of(every) if r.get("kind") == "stream"}
     assert streamed_runs == {"RunnableSequence", "GenericFakeChatModel", "StrOutputParser"}
