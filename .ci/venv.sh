@@ -14,11 +14,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 STAMP="$VENV/.lcel-trace-installed-$(cat "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)-${EXTRA:-base}"
 if [ ! -f "$STAMP" ]; then
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    # This machine's pip config names optional local indexes; hide its noise about them.
+    quiet_pip() { "$VENV/bin/python" -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+    quiet_pip --upgrade pip
     if [ -n "$EXTRA" ]; then
-        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$EXTRA]"
+        quiet_pip -e "$ROOT[$EXTRA]"
     else
-        "$VENV/bin/python" -m pip install --quiet -e "$ROOT"
+        quiet_pip -e "$ROOT"
     fi
     touch "$STAMP"
 fi

@@ -322,6 +322,19 @@ class TracedRunnable(Runnable[Input, Output]):
             observe=observe,
         )
 
+    def stream_events(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        version: Literal["v1", "v2", "v3"] = "v2",
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        """The wrapped runnable's own sync event stream (LangChain supports only the v3
+        protocol here, on chat models and graphs); passed through, not yet traced."""
+        warn_once("stream_events_untraced", version=version)
+        return self.bound.stream_events(input, config, version=version, **kwargs)
+
     def astream_log(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
