@@ -404,7 +404,11 @@ class _TracedIterator(Iterator[T], Generic[T]):
     def _open(self) -> None:
         session, config = self._owner._begin(self._config, streaming=True)
         self._session = session
-        self._source = source = self._open_source(config)
+        try:
+            self._source = source = self._open_source(config)
+        except BaseException as exc:
+            self._end(exc)
+            raise
         recorder = session.recorder if session is not None else None
         if isinstance(recorder, StreamingRecorder):
             self._stream = recorder.tap_output_iter(UUID(recorder.root_run_id), source)
@@ -490,7 +494,11 @@ class _TracedAsyncIterator(AsyncIterator[T], Generic[T]):
         self._loop = asyncio.get_running_loop()
         session, config = self._owner._begin(self._config, streaming=self._streaming)
         self._session = session
-        self._source = source = self._open_source(config)
+        try:
+            self._source = source = self._open_source(config)
+        except BaseException as exc:
+            self._end(exc)
+            raise
         recorder = session.recorder if session is not None else None
         if isinstance(recorder, StreamingRecorder):
             self._stream = recorder.tap_output_aiter(UUID(recorder.root_run_id), source)
