@@ -13,6 +13,7 @@ streaming calls: a tap makes chat models stream, and `invoke` must stay `invoke`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -75,6 +76,7 @@ class Recorder(BaseCallbackHandler):
         self._name_run_types = name_run_types
         self._runs: dict[UUID, _RunInfo] = {}
         self._tapped: set[UUID] = set()
+        self._running: list[UUID] = []
         self._trace_id = session.trace_id
         self.root_run_id = session.root_run_id
 
@@ -113,6 +115,10 @@ class Recorder(BaseCallbackHandler):
         metadata: dict[str, Any] | None,
         data: dict[str, Any],
     ) -> None:
+        if parent_run_id is None and self._running and str(run_id) != self.root_run_id:
+            # LangChain loses the parent link on some invoke paths (with_fallbacks runs
+            # its candidates through a context copy): adopt the innermost running run.
+            parent_run_id = self._running[-1]
         parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         parent_ids = (*parent.parent_ids, str(parent_run_id)) if parent is not None else ()
         info = _RunInfo(
@@ -125,12 +131,15 @@ class Recorder(BaseCallbackHandler):
             inputs=data.get("input"),
         )
         self._runs[run_id] = info
+        self._running.append(run_id)
         self._emit("start", f"on_{family}_start", run_id, info, data)
 
     def _close(self, run_id: UUID, phase: str, data: dict[str, Any]) -> None:
         info = self._runs.get(run_id)
         if info is None:
             return
+        with contextlib.suppress(ValueError):
+            self._running.remove(run_id)
         if "input" not in data and info.inputs is not None:
             data["input"] = info.inputs
         kind: EventKind = "end" if phase == "end" else "error"
