@@ -58,6 +58,10 @@ REQUEST_PARAMS = (
     "n",
 )
 
+# Chunks kept per aggregated run, so a run that never ends can still show its output;
+# beyond this the output of an unfinished run is cut short (memory stays bounded).
+MAX_AGGREGATED_CHUNKS = 10_000
+
 # Wall-clock nanoseconds from a monotonic source, so spans never run backwards.
 _EPOCH_OFFSET_NS = time.time_ns() - time.perf_counter_ns()
 
@@ -200,7 +204,7 @@ class SpanAssembler:
         if builder.first_chunk_ns is None:
             builder.first_chunk_ns = ts_ns
         builder.chunk_count += 1
-        if builder.chunks is not None:
+        if builder.chunks is not None and len(builder.chunks) < MAX_AGGREGATED_CHUNKS:
             builder.chunks.append(chunk)
 
     def abort(

@@ -19,8 +19,8 @@ from lcel_trace._log import log, warn_once
 from lcel_trace.records import Record
 from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
 
-DEFAULT_MAX_QUEUE = 10_000
-"""Records an exporter may have waiting before new batches are dropped."""
+DEFAULT_MAX_QUEUE = 100_000
+"""Records (and recorded chunks) an exporter may have waiting before batches are dropped."""
 
 
 @runtime_checkable
@@ -39,6 +39,16 @@ class SpanExporter(Protocol):
     def shutdown(self) -> None: ...
 
 
+def batch_weight(batch: Sequence[Record]) -> int:
+    """What a batch costs in the queue: one per record, plus one per recorded chunk,
+    so a long stream cannot hide behind a few coalesced records."""
+    weight = len(batch)
+    for record in batch:
+        if isinstance(record, TraceEvent) and record.kind == "stream":
+            weight += len(record.data.get("chunks", ()))
+    return weight
+
+
 class ExportProcessor:
     """One exporter's bounded queue and worker thread; never raises into its caller."""
 
@@ -47,7 +57,7 @@ class ExportProcessor:
         self.max_queue = max_queue
         self.dropped_records = 0
         self.failed_calls = 0
-        self._queue: deque[Sequence[Record]] = deque()
+        self._queue: deque[tuple[Sequence[Record], int]] = deque()
         self._queued_records = 0
         self._in_flight = 0
         self._cond = threading.Condition()
@@ -59,18 +69,19 @@ class ExportProcessor:
         """Queue a batch without blocking; False (and counted) when full or shut down."""
         if not batch:
             return True
+        weight = batch_weight(batch)
         with self._cond:
             if self._closed:
                 self.dropped_records += len(batch)
                 warn_once("export_after_shutdown", source=self._name, dropped=len(batch))
                 return False
-            if self._queued_records + len(batch) > self.max_queue:
+            if self._queued_records + weight > self.max_queue:
                 self.dropped_records += len(batch)
                 dropped = self.dropped_records
                 full = True
             else:
-                self._queue.append(batch)
-                self._queued_records += len(batch)
+                self._queue.append((batch, weight))
+                self._queued_records += weight
                 full = False
                 if self._thread is None:
                     self._start_worker()
@@ -114,8 +125,8 @@ class ExportProcessor:
                     self._cond.wait()
                 if not self._queue:
                     return
-                batch = self._queue.popleft()
-                self._queued_records -= len(batch)
+                batch, weight = self._queue.popleft()
+                self._queued_records -= weight
                 self._in_flight += 1
             try:
                 self._deliver(batch)
