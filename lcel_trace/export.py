@@ -49,6 +49,10 @@ def batch_weight(batch: Sequence[Record]) -> int:
     return weight
 
 
+def _is_stream(record: Record) -> bool:
+    return isinstance(record, TraceEvent) and record.kind == "stream"
+
+
 class ExportProcessor:
     """One exporter's bounded queue and worker thread; never raises into its caller."""
 
@@ -56,6 +60,7 @@ class ExportProcessor:
         self.exporter = exporter
         self.max_queue = max_queue
         self.dropped_records = 0
+        self.dropped_chunks = 0
         self.failed_calls = 0
         self._queue: deque[tuple[Sequence[Record], int]] = deque()
         self._queued_records = 0
@@ -66,28 +71,44 @@ class ExportProcessor:
         self._name = type(exporter).__name__
 
     def submit(self, batch: Sequence[Record]) -> bool:
-        """Queue a batch without blocking; False (and counted) when full or shut down."""
+        """Queue a batch without blocking; False (and counted) when anything was dropped.
+
+        When the queue cannot take the whole batch, its recorded chunks go first: the
+        structure of a trace (starts, ends, spans) is worth more than its stream.
+        """
         if not batch:
             return True
-        weight = batch_weight(batch)
         with self._cond:
             if self._closed:
                 self.dropped_records += len(batch)
                 warn_once("export_after_shutdown", source=self._name, dropped=len(batch))
                 return False
-            if self._queued_records + weight > self.max_queue:
+            room = self.max_queue - self._queued_records
+            weight = batch_weight(batch)
+            dropped_chunks = 0
+            if weight > room:
+                kept = [r for r in batch if not _is_stream(r)]
+                dropped_chunks = weight - batch_weight(kept) - (len(batch) - len(kept))
+                self.dropped_records += len(batch) - len(kept)
+                self.dropped_chunks += dropped_chunks
+                batch, weight = kept, batch_weight(kept)
+            if weight > room:
                 self.dropped_records += len(batch)
-                dropped = self.dropped_records
-                full = True
-            else:
+                batch, weight = [], 0
+            if batch:
                 self._queue.append((batch, weight))
                 self._queued_records += weight
-                full = False
                 if self._thread is None:
                     self._start_worker()
                 self._cond.notify()
-        if full:
-            warn_once("export_queue_full", source=self._name, dropped_records=dropped)
+            dropped, lost_chunks = self.dropped_records, self.dropped_chunks
+        if weight == 0 or dropped_chunks:
+            warn_once(
+                "export_queue_full",
+                source=self._name,
+                dropped_records=dropped,
+                dropped_chunks=lost_chunks,
+            )
             return False
         return True
 

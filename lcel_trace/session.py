@@ -1,7 +1,8 @@
 """One traced call from start to finish: ids, the recorder, the assembler, the hand-offs.
 
 A session buffers records and hands them to each exporter's queue in batches (at
-trace end, and every `HANDOFF_INTERVAL_NS` while a long run streams), so the
+trace end, and every `HANDOFF_INTERVAL_NS` or `HANDOFF_MAX_CHUNKS` recorded chunks
+while a long run streams), so the
 caller's path holds no I/O. `finish` closes every span that is still open and
 delivers the finished `Trace` to the active `capture()` blocks.
 """
@@ -41,6 +42,7 @@ from lcel_trace.span import (
 
 HANDOFF_INTERVAL_NS = 500_000_000
 HANDOFF_MAX_RECORDS = 512
+HANDOFF_MAX_CHUNKS = 4096
 RecordChunks = Literal["none", "root", "all"]
 _CHUNK_LEVELS: Mapping[str, int] = {"none": 0, "root": 1, "all": 2}
 
@@ -215,7 +217,10 @@ class TraceSession:
                 if buffer is None:
                     buffer = self._chunks[run_id] = []
                 buffer.append([ts_ns, chunk])
-                if ts_ns - self._last_handoff_ns > HANDOFF_INTERVAL_NS:
+                if (
+                    len(buffer) >= HANDOFF_MAX_CHUNKS
+                    or ts_ns - self._last_handoff_ns > HANDOFF_INTERVAL_NS
+                ):
                     self._hand_off(ts_ns)
 
     def observe_chunk(self, run_id: str, chunk: Any) -> None:
