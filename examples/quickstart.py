@@ -16,9 +16,9 @@ from langchain_core.language_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
-from lcel_trace.exporters import JsonlExporter
 
 from lcel_trace import capture, trace
+from lcel_trace.exporters import JsonlExporter
 from lcel_trace.replay import read_traces
 
 JOKE = "为什么鹦鹉会说话？因为它们不想被当成哑巴鸟！"

@@ -13,9 +13,9 @@ from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
-from lcel_trace.exporters import JsonlExporter
 
 from lcel_trace import capture, trace
+from lcel_trace.exporters import JsonlExporter
 from lcel_trace.replay import TraceFileError, TruncatedTraceWarning, read_traces
 
 JOKE = "Why did the parrot talk ? Because it could ."

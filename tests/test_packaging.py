@@ -7,9 +7,8 @@ import importlib.util
 import os
 from pathlib import Path
 
-import lcel_trace.exporters
-
 import lcel_trace
+import lcel_trace.exporters
 
 
 def test_public_names_are_pinned() -> None:
@@ -31,9 +30,8 @@ def test_public_names_are_pinned() -> None:
 
 
 def test_design_imports_work() -> None:
-    from lcel_trace.exporters import JsonlExporter, SpanExporter  # noqa: F401
-
     from lcel_trace import Span, TraceEvent, capture, trace  # noqa: F401
+    from lcel_trace.exporters import JsonlExporter, SpanExporter  # noqa: F401
     from lcel_trace.replay import read_traces  # noqa: F401
 
 

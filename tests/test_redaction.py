@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from langchain_core.runnables import RunnableLambda
-from lcel_trace.exporters import JsonlExporter
 
 from lcel_trace import capture, trace
+from lcel_trace.exporters import JsonlExporter
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwx123456"
 

@@ -15,9 +15,9 @@ from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
-from lcel_trace.exporters import JsonlExporter
 
 from lcel_trace import Trace, capture, trace
+from lcel_trace.exporters import JsonlExporter
 from lcel_trace.replay import read_traces
 
 ANSWER = "one two three"
