@@ -14,12 +14,21 @@ from typing import Any
 
 import structlog
 
+from lcel_trace.redact import scrub_text
+
 _stdlib_logger = logging.getLogger("lcel_trace")
+
+
+def _scrub_secrets(_logger: Any, _method: str, event_dict: Any) -> Any:
+    """Error texts can quote credentials (a collector echoing a key): scrub every field."""
+    return {k: scrub_text(v) if isinstance(v, str) else v for k, v in event_dict.items()}
+
 
 log: Any = structlog.wrap_logger(
     _stdlib_logger,
     processors=[
         structlog.processors.format_exc_info,
+        _scrub_secrets,
         structlog.stdlib.render_to_log_kwargs,
     ],
     wrapper_class=structlog.stdlib.BoundLogger,

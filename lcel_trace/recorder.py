@@ -24,6 +24,7 @@ from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResu
 
 from lcel_trace._log import warn_once
 from lcel_trace.assemble import now_ns, run_type_of
+from lcel_trace.redact import scrub, scrub_text
 from lcel_trace.span import EventKind, RunType, TraceEvent
 
 if TYPE_CHECKING:
@@ -125,8 +126,8 @@ class Recorder(BaseCallbackHandler):
             family=family,
             name=name,
             run_type=run_type_of(family, name, self._name_run_types),
-            tags=tuple(tags or ()),
-            metadata=dict(metadata or {}),
+            tags=tuple(scrub_text(tag) for tag in tags or ()),
+            metadata=scrub(dict(metadata or {})),
             parent_ids=parent_ids,
             inputs=data.get("input"),
         )
@@ -405,8 +406,8 @@ class Recorder(BaseCallbackHandler):
                     parent_ids=parent_ids,
                     name=name,
                     run_type="custom",
-                    tags=tuple(tags or ()),
-                    metadata=dict(metadata or {}),
+                    tags=tuple(scrub_text(tag) for tag in tags or ()),
+                    metadata=scrub(dict(metadata or {})),
                     data={"data": data},
                     ts_ns=now_ns(),
                 )

@@ -1,0 +1,68 @@
+"""Secrets never leave the process: not in spans, events, JSONL lines or log lines."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langchain_core.runnables import RunnableLambda
+
+from lcel_trace import capture, flush_all, trace
+from lcel_trace.exporters import JsonlExporter
+
+KEY = "sk-test-0123456789abcdefghijklmnopqrstuv"
+BEARER = "Bearer abcdefghijklmnopqrstuvwxyz012345"
+
+
+@pytest.fixture
+def openai_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    yield os.environ["OPENAI_API_KEY"]
+
+
+def test_key_from_the_environment_appears_nowhere_it_was_sent(
+    openai_key: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def leaky(payload: dict[str, str]) -> str:
+        raise RuntimeError(f"upstream said: invalid key {openai_key}; header {BEARER}")
+
+    class Broken:
+        """An exporter whose failure message itself carries the key."""
+
+        def export(self, spans: object) -> None:
+            raise ValueError(f"collector rejected {openai_key}")
+
+        def force_flush(self, timeout_s: float | None = None) -> bool:
+            return True
+
+        def shutdown(self) -> None:
+            return None
+
+    path = tmp_path / "runs.jsonl"
+    chain = RunnableLambda(lambda d: d) | RunnableLambda(leaky)
+    traced = trace(chain, exporters=[JsonlExporter(path), Broken()])
+    config = {
+        "metadata": {"authorization": BEARER, "note": f"key={openai_key}"},
+        "tags": [f"k:{openai_key}"],
+    }
+    with caplog.at_level(logging.DEBUG, logger="lcel_trace"), capture() as cap:
+        with pytest.raises(RuntimeError):
+            traced.invoke({"api_key": openai_key, "prompt": f"use {openai_key}"}, config)
+        with pytest.raises(RuntimeError):
+            list(traced.stream({"password": "hunter2", "q": "x"}, config))
+        flush_all(5)
+    written = path.read_text(encoding="utf-8")
+    assert written, "the trace was not written"
+    assert openai_key not in written
+    assert "hunter2" not in written
+    assert BEARER not in written
+    for span in cap.spans:
+        assert openai_key not in repr(span)
+        assert "hunter2" not in repr(span)
+    for event in (e for t in cap.traces for e in t.events):
+        assert openai_key not in repr(event)
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert openai_key not in logged
