@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,9 @@ BEARER = "Bearer abcdefghijklmnopqrstuvwxyz012345"
 
 
 @pytest.fixture
-def openai_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    yield os.environ["OPENAI_API_KEY"]
+    return os.environ["OPENAI_API_KEY"]
 
 
 def test_key_from_the_environment_appears_nowhere_it_was_sent(
