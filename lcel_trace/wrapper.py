@@ -427,14 +427,14 @@ class _TracedIterator(Iterator[T], Generic[T]):
         if self._done:
             return
         self._done = True
-        try:
-            for iterator in (self._stream, self._source):
-                close = getattr(iterator, "close", None)
-                if close is not None:
-                    close()
-        finally:
-            if self._session is not None:
-                self._session.finish(cancelled=True)
+        # End the trace first: LangChain's sync path reports a closed stream as a run
+        # that ended normally, but this run was stopped, not finished.
+        if self._session is not None:
+            self._session.finish(cancelled=True)
+        for iterator in (self._stream, self._source):
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -517,11 +517,9 @@ class _TracedAsyncIterator(AsyncIterator[T], Generic[T]):
         if self._done:
             return
         self._done = True
-        try:
-            await _aclose_all(self._stream, self._source)
-        finally:
-            if self._session is not None:
-                self._session.finish(cancelled=True)
+        if self._session is not None:
+            self._session.finish(cancelled=True)
+        await _aclose_all(self._stream, self._source)
 
     def __del__(self) -> None:
         if self._done or self._stream is None:

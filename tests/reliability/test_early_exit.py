@@ -1,0 +1,113 @@
+"""Stopping early never leaves a span open, a task or thread behind, or an error logged."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable, RunnableLambda
+
+from lcel_trace import Trace, capture, trace
+
+WORDS = " ".join(f"w{i}" for i in range(50))
+
+
+def chain() -> Runnable[dict[str, str], str]:
+    model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=WORDS)]))
+    return ChatPromptTemplate.from_template("{q}") | model | StrOutputParser()
+
+
+async def slow_words(_: AsyncIterator[object]) -> AsyncIterator[str]:
+    for i in range(1000):
+        await asyncio.sleep(0.001)
+        yield f"w{i} "
+
+
+def assert_cancelled_cleanly(t: Trace) -> None:
+    assert t.status == "cancelled"
+    assert all(s.end_ns >= s.start_ns for s in t.spans)
+    assert {s.status for s in t.spans} <= {"ok", "cancelled"}
+    assert t.root.status == "cancelled"
+
+
+async def settle(before: set[asyncio.Task[object]]) -> None:
+    """Give closing generators a few loop turns; a leaked task never finishes."""
+    for _ in range(200):
+        if asyncio.all_tasks() <= before:
+            return
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7])
+async def test_break_after_k_chunks_ends_every_span_and_leaves_no_task(
+    k: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = asyncio.all_tasks()
+    with caplog.at_level(logging.WARNING), capture() as cap:
+        seen = []
+        async for chunk in trace(chain()).astream({"q": "x"}):
+            seen.append(chunk)
+            if len(seen) == k:
+                break
+        assert len(cap.traces) == 1, "the trace did not end when the stream was dropped"
+        await settle(before)
+    assert seen == list(itertools.islice(chain().stream({"q": "x"}), k))
+    assert_cancelled_cleanly(cap.traces[0])
+    assert cap.traces[0].span("ChatPromptTemplate").status == "ok"
+    assert asyncio.all_tasks() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_aclose_and_wait_for_timeout_and_task_cancel_all_end_as_cancelled() -> None:
+    traced = trace(RunnableLambda(lambda x: x) | slow_words)
+    before_tasks = asyncio.all_tasks()
+    with capture() as cap:
+        stream = traced.astream("go")
+        await anext(stream)  # type: ignore[call-overload]
+        await stream.aclose()  # type: ignore[attr-defined]
+
+        async def consume() -> None:
+            async for _ in traced.astream("go"):
+                pass
+
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(consume(), timeout=0.05)
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settle(before_tasks)
+    assert len(cap.traces) == 3
+    for t in cap.traces:
+        assert_cancelled_cleanly(t)
+    assert asyncio.all_tasks() == before_tasks
+
+
+def test_sync_stream_closed_early_leaves_no_thread_behind() -> None:
+    threads_before = set(threading.enumerate())
+    with capture() as cap:
+        for _ in range(3):
+            stream = trace(chain()).stream({"q": "x"})
+            next(stream)
+            stream.close()  # type: ignore[attr-defined]
+        for chunk in trace(chain()).stream({"q": "x"}):
+            if chunk.strip():
+                break
+    assert len(cap.traces) == 4
+    for t in cap.traces:
+        assert_cancelled_cleanly(t)
+    leftover = {
+        t
+        for t in set(threading.enumerate()) - threads_before
+        if not t.name.startswith("lcel-trace-export")
+    }
+    assert not leftover
