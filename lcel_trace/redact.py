@@ -51,6 +51,15 @@ class Redactor:
         cleaned = scrub(value)
         return self._user(cleaned) if self._user is not None else cleaned
 
+    def chunk(self, value: Any) -> Any:
+        """A stream chunk: as `content`, but never remembered (there are many)."""
+        return Redactor.content(self, value)
+
+    def for_one_trace(self) -> Redactor:
+        """A redactor that remembers its results by object identity for one trace: the
+        same input object reaches an event and a span, and is scrubbed only once."""
+        return _MemoRedactor(self._user, capture_content=self.capture_content)
+
     def text(self, value: str) -> str:
         """An error message or other free text: secrets scrubbed, the user hook applied."""
         cleaned = scrub_text(value)
@@ -58,6 +67,24 @@ class Redactor:
             result = self._user(cleaned)
             return result if isinstance(result, str) else str(result)
         return cleaned
+
+
+class _MemoRedactor(Redactor):
+    __slots__ = ("_memo",)
+
+    def __init__(self, redact: Redact | None, *, capture_content: bool) -> None:
+        super().__init__(redact, capture_content=capture_content)
+        self._memo: dict[int, tuple[Any, Any]] = {}
+
+    def content(self, value: Any) -> Any:
+        if value is None or isinstance(value, (str, int, float, bool)):
+            return super().content(value)
+        hit = self._memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        result = super().content(value)
+        self._memo[id(value)] = (value, result)  # holding `value` keeps its id unique
+        return result
 
 
 def scrub_text(text: str) -> str:

@@ -132,7 +132,7 @@ class TraceSession:
         self.start_ns = now_ns()
         self.finished = False
         self._settings = settings
-        self._redactor = settings.redactor
+        self._redactor = settings.redactor.for_one_trace()
         self._captures: tuple[Capture, ...] = active_captures()
         self._processors: list[ExportProcessor] = [processor_for(e) for e in settings.exporters]
         level = max(
@@ -312,7 +312,7 @@ class TraceSession:
         chunks = self._chunks.pop(run_id)
         if not chunks:
             return
-        content = self._redactor.content
+        content = self._redactor.chunk
         stream = TraceEvent(
             trace_id=self.trace_id,
             kind="stream",

@@ -8,6 +8,4 @@ echo "== ruff"; ruff check lcel_trace exporters tests examples
 echo "== ruff format"; ruff format --check lcel_trace exporters tests examples
 echo "== mypy --strict"; mypy
 echo "== pytest"; pytest "$@"
-if [ -f tests/benchmarks/bench_stream.py ]; then
-    echo "== benchmark smoke run"; python tests/benchmarks/bench_stream.py --quick
-fi
+echo "== benchmark smoke run"; python tests/benchmarks/bench_core.py --quick
