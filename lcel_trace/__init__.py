@@ -1,12 +1,13 @@
 """lcel-trace: trace LangChain runnables into spans without changing what they do."""
 
 from lcel_trace.capture import Capture, capture
-from lcel_trace.export import flush_all
+from lcel_trace.export import ExporterStats, exporter_stats, flush_all
 from lcel_trace.span import Span, SpanError, SpanEvent, SpanNode, Trace, TraceEvent, Usage
 from lcel_trace.wrapper import TracedRunnable, trace
 
 __all__ = [
     "Capture",
+    "ExporterStats",
     "Span",
     "SpanError",
     "SpanEvent",
@@ -16,6 +17,7 @@ __all__ = [
     "TracedRunnable",
     "Usage",
     "capture",
+    "exporter_stats",
     "flush_all",
     "trace",
 ]

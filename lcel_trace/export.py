@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, Self, runtime_checkable
 
 from lcel_trace._log import log, warn_once
@@ -203,6 +204,28 @@ def processor_for(exporter: SpanExporter) -> ExportProcessor:
             max_queue = getattr(exporter, "max_queue", DEFAULT_MAX_QUEUE)
             processor = _processors[key] = ExportProcessor(exporter, max_queue=max_queue)
         return processor
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterStats:
+    """What an exporter's queue has seen: the public counters of what was lost."""
+
+    queued: int
+    dropped_records: int
+    dropped_chunks: int
+    failed_calls: int
+
+
+def exporter_stats(exporter: SpanExporter) -> ExporterStats:
+    """Counters for any exporter passed to `trace()` (bundled or your own)."""
+    processor = processor_for(exporter)
+    with processor._cond:
+        return ExporterStats(
+            queued=processor._queued_records,
+            dropped_records=processor.dropped_records,
+            dropped_chunks=processor.dropped_chunks,
+            failed_calls=processor.failed_calls,
+        )
 
 
 def flush_all(timeout_s: float | None = 5.0) -> bool:

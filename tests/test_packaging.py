@@ -14,6 +14,7 @@ import lcel_trace.exporters
 def test_public_names_are_pinned() -> None:
     assert sorted(lcel_trace.__all__) == [
         "Capture",
+        "ExporterStats",
         "Span",
         "SpanError",
         "SpanEvent",
@@ -23,6 +24,7 @@ def test_public_names_are_pinned() -> None:
         "TracedRunnable",
         "Usage",
         "capture",
+        "exporter_stats",
         "flush_all",
         "trace",
     ]

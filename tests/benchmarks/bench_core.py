@@ -19,8 +19,9 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -32,7 +33,8 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
-from lcel_trace import capture, trace
+from lcel_trace import Span, capture, trace
+from lcel_trace.export import processor_for
 from lcel_trace.exporters import JsonlExporter
 
 INPUT = {"topic": "parrots"}
@@ -85,10 +87,27 @@ def time_sync(call: Callable[[], Any], streaming: bool) -> Sample:
     return Sample(time.perf_counter_ns() - start, None if first is None else first - start, count)
 
 
-def build_modes(tokens: int, jsonl: JsonlExporter) -> list[Mode]:
+class StuckExporter:
+    """Blocks on its first batch until released: the queue fills, then batches drop."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[Span]) -> None:
+        self.release.wait()
+
+    def force_flush(self, timeout_s: float | None = None) -> bool:
+        return self.release.is_set()
+
+    def shutdown(self) -> None:
+        self.release.set()
+
+
+def build_modes(tokens: int, jsonl: JsonlExporter, stuck: StuckExporter) -> list[Mode]:
     chain = make_chain(tokens)
     bare = trace(make_chain(tokens))
     with_jsonl = trace(make_chain(tokens), exporters=[jsonl])
+    with_stuck = trace(make_chain(tokens), exporters=[stuck])
 
     async def astream() -> Sample:
         return await time_astream(lambda: chain.astream(INPUT))
@@ -113,6 +132,9 @@ def build_modes(tokens: int, jsonl: JsonlExporter) -> list[Mode]:
         jsonl.force_flush(30)  # outside the timed region
         return sample
 
+    async def traced_stuck() -> Sample:
+        return await time_astream(lambda: with_stuck.astream(INPUT))
+
     async def stream() -> Sample:
         return time_sync(lambda: chain.stream(INPUT), streaming=True)
 
@@ -131,6 +153,7 @@ def build_modes(tokens: int, jsonl: JsonlExporter) -> list[Mode]:
         Mode("trace().astream", "astream", traced),
         Mode("trace().astream + capture()", "astream", traced_capture),
         Mode("trace().astream + JSONL", "astream", traced_jsonl),
+        Mode("trace().astream + stuck exporter", "astream", traced_stuck),
         Mode("stream (sync)", "stream (sync)", stream),
         Mode("trace().stream (sync)", "stream (sync)", traced_stream),
         Mode("invoke", "invoke", invoke),
@@ -141,8 +164,9 @@ def build_modes(tokens: int, jsonl: JsonlExporter) -> list[Mode]:
 async def measure(tokens: int, rounds: int) -> list[Mode]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.jsonl"
+        stuck = StuckExporter()
         with JsonlExporter(path) as jsonl:
-            modes = build_modes(tokens, jsonl)
+            modes = build_modes(tokens, jsonl, stuck)
             reference = {m.name: (await m.run()).chunks for m in modes}  # warm-up round
             for m in modes:
                 if (
@@ -158,6 +182,9 @@ async def measure(tokens: int, rounds: int) -> list[Mode]:
                     gc.collect()
                     mode.samples.append(await mode.run())
                 path.write_bytes(b"")  # keep the disk from growing between rounds
+        dropped = processor_for(stuck).dropped_records
+        stuck.release.set()
+    print(f"stuck exporter at {tokens:,} tokens: {dropped:,} records dropped (counted)")
     return modes
 
 

@@ -1,0 +1,103 @@
+"""Raising, hanging and slow exporters: the chain's output is untouched, flush and
+shutdown come back within their timeouts, and losses are counted, not hidden."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable
+
+from lcel_trace import Span, exporter_stats, trace
+from lcel_trace.export import BaseExporter
+
+ANSWER = "a b c d e f g"
+
+
+def chain() -> Runnable[dict[str, str], str]:
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=ANSWER)] * 1000))
+    return ChatPromptTemplate.from_template("{q}") | model | StrOutputParser()
+
+
+class SlowExporter(BaseExporter):
+    """Takes 100 ms per span, like a collector on a bad day."""
+
+    shutdown_timeout_s = 0.3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exported = 0
+
+    def export(self, spans: Sequence[Span]) -> None:
+        for _ in spans:
+            time.sleep(0.1)
+            self.exported += 1
+
+
+class HungExporter(BaseExporter):
+    max_queue = 30
+    shutdown_timeout_s = 0.2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def export(self, spans: Sequence[Span]) -> None:
+        self.gate.wait()
+
+
+def returns_within(call: object, limit_s: float) -> object:
+    """Run `call` in a thread; fail if it is still running after `limit_s` (a liveness
+    check with a generous bound, not a timing measurement)."""
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(call()))  # type: ignore[operator]
+    worker.start()
+    worker.join(limit_s)
+    assert not worker.is_alive(), f"did not return within {limit_s} s"
+    return result[0]
+
+
+def test_slow_exporter_changes_nothing_and_flush_honours_its_timeout() -> None:
+    slow = SlowExporter()
+    traced = trace(chain(), exporters=[slow])
+    assert [traced.invoke({"q": "x"}) for _ in range(3)] == [ANSWER] * 3
+    assert list(traced.stream({"q": "x"})) == list(chain().stream({"q": "x"}))
+    assert returns_within(lambda: slow.force_flush(timeout_s=0.05), 5) is False
+    assert returns_within(lambda: slow.force_flush(timeout_s=30), 35) is True
+    assert slow.exported == 16
+    assert exporter_stats(slow).dropped_records == 0
+    slow.shutdown()
+
+
+def test_hung_exporter_is_bounded_counted_and_shut_down_within_its_timeout() -> None:
+    hung = HungExporter()
+    traced = trace(chain(), exporters=[hung])
+    outputs = [traced.invoke({"q": "x"}) for _ in range(20)]
+    assert outputs == [ANSWER] * 20
+    stats = exporter_stats(hung)
+    assert stats.queued <= hung.max_queue
+    assert stats.dropped_records > 0
+    returns_within(hung.shutdown, 5)
+    returns_within(hung.shutdown, 5)  # idempotent
+    assert traced.invoke({"q": "x"}) == ANSWER  # refused after shutdown, chain unaffected
+    assert exporter_stats(hung).dropped_records > stats.dropped_records
+    hung.gate.set()
+
+
+@pytest.mark.parametrize("calls", [1, 30])
+def test_raising_exporter_failures_are_counted(calls: int) -> None:
+    class Raising(BaseExporter):
+        def export(self, spans: Sequence[Span]) -> None:
+            raise OSError("disk full")
+
+    raising = Raising()
+    traced = trace(chain(), exporters=[raising])
+    assert [traced.invoke({"q": "x"}) for _ in range(calls)] == [ANSWER] * calls
+    assert raising.force_flush(10) is True
+    assert exporter_stats(raising).failed_calls == calls
