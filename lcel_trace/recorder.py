@@ -34,10 +34,11 @@ T = TypeVar("T")
 
 
 class _RunInfo:
-    __slots__ = ("family", "inputs", "metadata", "name", "parent_ids", "run_type", "tags")
+    __slots__ = ("family", "id", "inputs", "metadata", "name", "parent_ids", "run_type", "tags")
 
     def __init__(
         self,
+        run_id: UUID,
         family: str,
         name: str,
         run_type: RunType,
@@ -46,6 +47,7 @@ class _RunInfo:
         parent_ids: tuple[str, ...],
         inputs: Any,
     ) -> None:
+        self.id = str(run_id)
         self.family = family
         self.name = name
         self.run_type = run_type
@@ -95,7 +97,7 @@ class Recorder(BaseCallbackHandler):
                 trace_id=self._trace_id,
                 kind=kind,
                 event=event,
-                run_id=str(run_id),
+                run_id=info.id,
                 parent_ids=info.parent_ids,
                 name=info.name,
                 run_type=info.run_type,
@@ -123,6 +125,7 @@ class Recorder(BaseCallbackHandler):
         parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         parent_ids = (*parent.parent_ids, str(parent_run_id)) if parent is not None else ()
         info = _RunInfo(
+            run_id=run_id,
             family=family,
             name=name,
             run_type=run_type_of(family, name, self._name_run_types),
@@ -267,7 +270,7 @@ class Recorder(BaseCallbackHandler):
                 value = AIMessageChunk(content=token)
             else:
                 value = GenerationChunk(text=token if isinstance(token, str) else "")
-            self._session.on_chunk(str(run_id), now_ns(), value)
+            self._session.on_chunk(info.id, now_ns(), value)
         except Exception as exc:
             self._guard("on_llm_new_token", exc)
 
