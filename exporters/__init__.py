@@ -3,5 +3,6 @@
 from lcel_trace.export import BaseExporter, SpanExporter
 
 from .jsonl import JsonlExporter
+from .structlog import StructlogExporter
 
-__all__ = ["BaseExporter", "JsonlExporter", "SpanExporter"]
+__all__ = ["BaseExporter", "JsonlExporter", "SpanExporter", "StructlogExporter"]

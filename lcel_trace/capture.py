@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from contextvars import ContextVar, Token
 from types import TracebackType
+from typing import Self
 
 from lcel_trace.span import Span, Trace
 
@@ -46,7 +47,7 @@ class Capture:
         with self._lock:
             self._traces.clear()
 
-    def __enter__(self) -> Capture:
+    def __enter__(self) -> Self:
         self._token = _active.set((*_active.get(), self))
         return self
 
@@ -65,7 +66,7 @@ class Capture:
             pass  # exited in another context than it was entered in
         _active.set(tuple(c for c in _active.get() if c is not self))
 
-    async def __aenter__(self) -> Capture:
+    async def __aenter__(self) -> Self:
         return self.__enter__()
 
     async def __aexit__(

@@ -83,6 +83,10 @@ class Recorder(BaseCallbackHandler):
         self._trace_id = session.trace_id
         self.root_run_id = session.root_run_id
 
+    @property
+    def trace_id(self) -> str:
+        return self._trace_id
+
     def run_info(self, run_id: str) -> _RunInfo | None:
         """What the recorder knows of a run (name, type, parents), if it has seen it."""
         return self._runs.get(UUID(run_id))

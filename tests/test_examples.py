@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,20 @@ def test_quickstart_streams_prints_the_tree_and_writes_a_readable_trace(tmp_path
     (written,) = read_traces(out)
     assert written.status == "ok"
     assert written.root.outputs == "为什么鹦鹉会说话？因为它们不想被当成哑巴鸟！"
+
+
+def test_structlog_example_lines_carry_the_trace_id_of_their_run() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "structlog_correlation.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    trace_id = result.stderr.strip().rsplit(" ", 1)[-1]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    (app_line,) = [line for line in lines if line["event"] == "checking topic"]
+    assert app_line["trace_id"] == trace_id
+    spans = {line["span_id"]: line for line in lines if line["event"] == "span"}
+    assert spans[app_line["span_id"]]["name"] == "check_topic"
+    assert {line["trace_id"] for line in lines} == {trace_id}

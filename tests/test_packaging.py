@@ -28,7 +28,12 @@ def test_public_names_are_pinned() -> None:
         "flush_all",
         "trace",
     ]
-    assert sorted(lcel_trace.exporters.__all__) == ["BaseExporter", "JsonlExporter", "SpanExporter"]
+    assert sorted(lcel_trace.exporters.__all__) == [
+        "BaseExporter",
+        "JsonlExporter",
+        "SpanExporter",
+        "StructlogExporter",
+    ]
 
 
 def test_design_imports_work() -> None:
