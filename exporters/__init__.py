@@ -3,6 +3,7 @@
 from lcel_trace.export import BaseExporter, SpanExporter
 
 from .jsonl import JsonlExporter
+from .otel import OtelExporter
 from .structlog import StructlogExporter
 
-__all__ = ["BaseExporter", "JsonlExporter", "SpanExporter", "StructlogExporter"]
+__all__ = ["BaseExporter", "JsonlExporter", "OtelExporter", "SpanExporter", "StructlogExporter"]

@@ -126,6 +126,10 @@ class ExportProcessor:
                 self._cond.wait(remaining)
         return True
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self, timeout_s: float | None = None) -> bool:
         """Drain, then refuse further batches; idempotent."""
         drained = self.drain(timeout_s)
@@ -230,28 +234,36 @@ def exporter_stats(exporter: SpanExporter) -> ExporterStats:
 
 def flush_all(timeout_s: float | None = 5.0) -> bool:
     """Drain every exporter's queue and flush it; True when all of it was written."""
+    drained, flushed = _flush_everything(timeout_s)
+    return drained and flushed
+
+
+def _flush_everything(timeout_s: float | None) -> tuple[bool, bool]:
     with _registry_lock:
-        processors = list(_processors.values())
+        processors = [p for p in _processors.values() if not p.closed]
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    ok = True
+    drained = flushed = True
     for processor in processors:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ok = processor.drain(remaining) and ok
+        drained = processor.drain(remaining) and drained
         try:
-            ok = bool(processor.exporter.force_flush(remaining)) and ok
+            flushed = bool(processor.exporter.force_flush(remaining)) and flushed
         except Exception as exc:
             warn_once(
                 "exporter_failed",
-                exporter=type(processor.exporter).__name__,
+                source=type(processor.exporter).__name__,
                 method="force_flush",
                 error=repr(exc),
             )
-            ok = False
-    return ok
+            flushed = False
+    return drained, flushed
 
 
 def _flush_at_exit() -> None:
-    if not flush_all(timeout_s=5.0):
+    # Only what is still in lcel-trace's own queues counts as lost here; a backend
+    # the application already shut down may refuse a flush that has nothing left.
+    drained, _ = _flush_everything(timeout_s=5.0)
+    if not drained:
         log.warning("exit_flush_incomplete", timeout_s=5.0)
 
 

@@ -31,6 +31,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(lcel_trace.exporters.__all__) == [
         "BaseExporter",
         "JsonlExporter",
+        "OtelExporter",
         "SpanExporter",
         "StructlogExporter",
     ]

@@ -1,0 +1,270 @@
+"""OtelExporter: recorded spans as OpenTelemetry spans with GenAI attributes, checked in
+memory and end to end through the standard OTLP exporter into a real receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
+from opentelemetry import context as otel_context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from lcel_trace import capture, trace
+from lcel_trace.exporters import OtelExporter
+from tests.otlp_receiver import otlp_receiver
+
+USAGE = {"input_tokens": 7, "output_tokens": 5, "total_tokens": 12}
+
+
+def model() -> GenericFakeChatModel:
+    message = AIMessage(
+        content="a b c",
+        usage_metadata=USAGE,  # type: ignore[arg-type]
+        response_metadata={"model_name": "fake-1", "finish_reason": "stop"},
+    )
+    return GenericFakeChatModel(messages=itertools.cycle([message]))
+
+
+def chain() -> Any:
+    return ChatPromptTemplate.from_template("{q}") | model() | StrOutputParser()
+
+
+@pytest.fixture
+def memory() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    provider = TracerProvider()
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    yield provider, spans
+    provider.shutdown()
+
+
+def by_name(spans: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
+    return {s.name: s for s in spans}
+
+
+def test_one_otel_span_per_span_with_tree_times_and_genai_attributes(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    exporter = OtelExporter(provider)
+    with capture() as cap:
+        trace(chain(), exporters=[exporter]).invoke({"q": "hi"})
+    assert exporter.force_flush(5)
+    (recorded,) = cap.traces
+    spans = by_name(memory_spans.get_finished_spans())
+    # `chat {model}`: the request model when the provider names one, else the response's
+    assert set(spans) == {
+        "RunnableSequence",
+        "ChatPromptTemplate",
+        "chat fake-1",
+        "StrOutputParser",
+    }
+    root, chat = spans["RunnableSequence"], spans["chat fake-1"]
+    assert root.parent is None
+    for name in ("ChatPromptTemplate", "chat fake-1", "StrOutputParser"):
+        assert spans[name].parent is not None
+        assert spans[name].parent.span_id == root.context.span_id
+        assert spans[name].context.trace_id == root.context.trace_id
+    for span in recorded.spans:
+        otel = next(s for s in spans.values() if s.attributes["lcel.run_id"] == span.span_id)
+        assert (otel.start_time, otel.end_time) == (span.start_ns, span.end_ns)
+        assert otel.attributes["lcel.trace_id"] == recorded.trace_id
+    assert chat.kind == SpanKind.CLIENT
+    assert root.kind == SpanKind.INTERNAL
+    assert chat.attributes["gen_ai.operation.name"] == "chat"
+    assert chat.attributes["gen_ai.provider.name"] == "genericfakechatmodel"
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 7
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 5
+    assert chat.attributes["gen_ai.response.model"] == "fake-1"
+    assert tuple(chat.attributes["gen_ai.response.finish_reasons"]) == ("stop",)
+    assert chat.attributes["lcel.run_type"] == "chat_model"
+    assert root.attributes["lcel.output"] == "a b c"
+
+
+def test_streamed_model_span_has_time_to_first_chunk(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    exporter = OtelExporter(provider)
+    list(trace(chain(), exporters=[exporter]).stream({"q": "hi"}))
+    exporter.force_flush(5)
+    chat = by_name(memory_spans.get_finished_spans())["chat"]  # no usage chunk: no model name
+    assert chat.attributes["gen_ai.request.stream"] is True
+    assert chat.attributes["gen_ai.response.time_to_first_chunk"] > 0
+    assert chat.attributes["lcel.chunk_count"] == 5
+
+
+def test_failure_is_error_status_with_exception_event_and_cancel_is_distinct(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    exporter = OtelExporter(provider)
+
+    def boom(_: object) -> str:
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError, match="bad input"):
+        trace(RunnableLambda(boom), exporters=[exporter]).invoke("x")
+    stream = trace(chain(), exporters=[exporter]).stream({"q": "x"})
+    next(stream)
+    stream.close()  # type: ignore[attr-defined]
+    exporter.force_flush(5)
+    spans = memory_spans.get_finished_spans()
+    failed = next(s for s in spans if s.name == "boom")
+    assert failed.status.status_code == StatusCode.ERROR
+    assert failed.attributes["error.type"] == "ValueError"
+    (event,) = [e for e in failed.events if e.name == "exception"]
+    assert event.attributes["exception.message"] == "bad input"
+    cancelled = next(s for s in spans if s.name == "RunnableSequence")
+    assert cancelled.attributes["lcel.status"] == "cancelled"
+    assert cancelled.status.status_code == StatusCode.UNSET
+
+
+async def test_root_nests_under_the_active_otel_span_from_tasks_and_threads(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    exporter = OtelExporter(provider)
+    traced = trace(chain(), exporters=[exporter])
+    tracer = provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as request:
+        await traced.ainvoke({"q": "task"})
+        await asyncio.create_task(traced.ainvoke({"q": "child task"}))
+        ctx = otel_context.get_current()
+
+        def in_thread() -> None:
+            token = otel_context.attach(ctx)  # how a web framework hands a request over
+            try:
+                traced.invoke({"q": "thread"})
+            finally:
+                otel_context.detach(token)
+
+        worker = threading.Thread(target=in_thread)
+        worker.start()
+        worker.join()
+    exporter.force_flush(5)
+    roots = [s for s in memory_spans.get_finished_spans() if s.name == "RunnableSequence"]
+    assert len(roots) == 3
+    for root in roots:
+        assert root.context.trace_id == request.get_span_context().trace_id
+        assert root.parent is not None
+        assert root.parent.span_id == request.get_span_context().span_id
+        assert root.attributes["lcel.trace_id"] == format(root.context.trace_id, "032x")
+
+
+def test_content_is_left_out_or_truncated_as_configured(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    quiet = OtelExporter(provider, capture_content=False)
+    short = OtelExporter(provider, max_attr_chars=10)
+    trace(RunnableLambda(lambda s: s), exporters=[quiet]).invoke("x" * 100)
+    trace(RunnableLambda(lambda s: s), exporters=[short]).invoke("y" * 100)
+    quiet.force_flush(5)
+    short.force_flush(5)
+    without, truncated = memory_spans.get_finished_spans()
+    assert "lcel.input" not in without.attributes
+    assert truncated.attributes["lcel.input"] == "y" * 10 + "…"
+
+
+def test_openinference_attributes_on_request(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    exporter = OtelExporter(provider, conventions=("gen_ai", "openinference"))
+    trace(chain(), exporters=[exporter]).invoke({"q": "hi"})
+    exporter.force_flush(5)
+    spans = by_name(memory_spans.get_finished_spans())
+    assert spans["chat fake-1"].attributes["openinference.span.kind"] == "LLM"
+    assert spans["chat fake-1"].attributes["llm.token_count.total"] == 12
+    assert spans["RunnableSequence"].attributes["openinference.span.kind"] == "CHAIN"
+    assert spans["RunnableSequence"].attributes["output.value"] == "a b c"
+    with pytest.raises(ValueError, match="unknown conventions"):
+        OtelExporter(provider, conventions=("zipkin",))
+
+
+def test_metrics_are_recorded_as_genai_histograms(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, _ = memory
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    exporter = OtelExporter(provider, meter_provider=meters)
+    traced = trace(chain(), exporters=[exporter])
+    traced.invoke({"q": "hi"})  # usage comes with the whole message
+    list(traced.stream({"q": "hi"}))  # time to first chunk comes with streaming
+    exporter.force_flush(5)
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        metric.name: metric.data.data_points
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+    }
+    assert set(points) == {
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage",
+        "gen_ai.client.operation.time_to_first_chunk",
+    }
+    tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in points["gen_ai.client.token.usage"]}
+    assert tokens == {"input": 7, "output": 5}
+    meters.shutdown()
+
+
+def test_end_to_end_through_otlp_http_into_a_real_receiver() -> None:
+    with otlp_receiver() as receiver:
+        provider = TracerProvider()
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=receiver.endpoint))
+        )
+        exporter = OtelExporter(provider)
+        with capture() as cap:
+            traced = trace(chain(), exporters=[exporter])
+            traced.invoke({"q": "one"})
+            list(traced.stream({"q": "two"}))
+        assert exporter.force_flush(10)
+        provider.shutdown()
+    assert receiver.requests >= 1
+    assert len(receiver.spans) == 8
+    for recorded in cap.traces:
+        received = [s for s in receiver.spans if s.attributes["lcel.trace_id"] == recorded.trace_id]
+        assert len(received) == 4
+        ids = {s.span_id for s in received}
+        assert sum(1 for s in received if s.parent_span_id not in ids) == 1
+        chat = next(s for s in received if s.attributes["lcel.run_type"] == "chat_model")
+        assert chat.attributes["gen_ai.operation.name"] == "chat"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_dead_collector_never_changes_or_breaks_the_chain() -> None:
+    provider = TracerProvider()
+    dead = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{free_port()}/v1/traces", timeout=1)
+    provider.add_span_processor(BatchSpanProcessor(dead, schedule_delay_millis=50))
+    exporter = OtelExporter(provider)
+    traced = trace(chain(), exporters=[exporter])
+    assert [traced.invoke({"q": str(i)}) for i in range(5)] == ["a b c"] * 5
+    assert list(traced.stream({"q": "x"})) == list(chain().stream({"q": "x"}))
+    exporter.shutdown()
+    provider.shutdown()
