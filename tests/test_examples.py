@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,23 @@ def test_structlog_example_lines_carry_the_trace_id_of_their_run() -> None:
     spans = {line["span_id"]: line for line in lines if line["event"] == "span"}
     assert spans[app_line["span_id"]]["name"] == "check_topic"
     assert {line["trace_id"] for line in lines} == {trace_id}
+
+
+def test_export_otlp_example_delivers_to_the_endpoint_in_the_environment() -> None:
+    from tests.otlp_receiver import otlp_receiver
+
+    with otlp_receiver() as receiver:
+        endpoint = receiver.endpoint.removesuffix("/v1/traces")
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "export_otlp.py")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint},
+        )
+    assert result.returncode == 0, result.stderr
+    assert "Parrots talk back ." in result.stdout
+    names = {span.name for span in receiver.spans}
+    assert names == {"RunnableSequence", "ChatPromptTemplate", "chat", "StrOutputParser"}
+    assert all(s.attributes["openinference.span.kind"] for s in receiver.spans)

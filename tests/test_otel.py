@@ -4,13 +4,17 @@ memory and end to end through the standard OTLP exporter into a real receiver.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -18,6 +22,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 from opentelemetry import context as otel_context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -26,7 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from lcel_trace import capture, trace
-from lcel_trace.exporters import OtelExporter
+from lcel_trace.exporters import OtelExporter, OtlpJsonExporter
 from tests.otlp_receiver import otlp_receiver
 
 USAGE = {"input_tokens": 7, "output_tokens": 5, "total_tokens": 12}
@@ -268,3 +273,33 @@ def test_dead_collector_never_changes_or_breaks_the_chain() -> None:
     assert list(traced.stream({"q": "x"})) == list(chain().stream({"q": "x"}))
     exporter.shutdown()
     provider.shutdown()
+
+
+def test_otlp_json_lines_decode_with_the_proto_json_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "otlp.jsonl"
+    with OtlpJsonExporter(path) as exporter, capture() as cap:
+        traced = trace(chain(), exporters=[exporter])
+        traced.invoke({"q": "one"})
+        list(traced.stream({"q": "two"}))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2  # one ExportTraceServiceRequest per trace
+    # streamed, the fake model reports no model name, so the span is plain `chat`
+    for line, recorded, chat in zip(lines, cap.traces, ["chat fake-1", "chat"], strict=True):
+        raw = json.loads(line)
+        spans = raw["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        assert all(len(s["traceId"]) == 32 and len(s["spanId"]) == 16 for s in spans)
+        for s in spans:  # the proto JSON mapping wants base64 bytes: convert back and parse
+            for key in ("traceId", "spanId", "parentSpanId"):
+                if s.get(key):
+                    s[key] = base64.b64encode(bytes.fromhex(s[key])).decode()
+        request = json_format.ParseDict(raw, ExportTraceServiceRequest())
+        decoded = request.resource_spans[0].scope_spans[0].spans
+        assert len(decoded) == len(recorded.spans) == 4
+        ids = {s.span_id for s in decoded}
+        (root,) = [s for s in decoded if s.parent_span_id not in ids]
+        assert root.name == "RunnableSequence"
+        assert {s.name for s in decoded} - {root.name} == {
+            "ChatPromptTemplate",
+            chat,
+            "StrOutputParser",
+        }
