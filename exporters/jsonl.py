@@ -22,13 +22,17 @@ from lcel_trace.records import Record, encode_line
 from lcel_trace.span import Span, TraceEvent, TraceStart
 
 RecordChunks = Literal["none", "root", "all"]
+DEFAULT_MAX_VALUE_CHARS = 1_000_000
+"""Longest string written as is; longer ones are cut, ending in `…[truncated N chars]`."""
 
 
 class JsonlExporter(BaseExporter):
     """Appends traces to `path` in the `lcel-trace/1` format.
 
     `record_chunks` chooses whose stream chunks are kept: the root run's ("root", the
-    default, enough to replay the output), every run's ("all"), or none.
+    default, enough to replay the output), every run's ("all"), or none. A content string
+    longer than `max_value_chars` (default a million characters; None for no limit) is
+    cut and marked, so one huge input cannot make a line unwritable or unreadable.
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class JsonlExporter(BaseExporter):
         *,
         record_chunks: RecordChunks = "root",
         fsync: bool = False,
+        max_value_chars: int | None = DEFAULT_MAX_VALUE_CHARS,
         max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         super().__init__()
@@ -47,6 +52,7 @@ class JsonlExporter(BaseExporter):
         self.path = Path(path)
         self.record_chunks: RecordChunks = record_chunks
         self.fsync = fsync
+        self.max_value_chars = max_value_chars
         self.max_queue = max_queue
         self.lines_written = 0
         self._roots: dict[str, str] = {}
@@ -68,7 +74,7 @@ class JsonlExporter(BaseExporter):
             ):
                 continue
             try:
-                lines.append(encode_line(record))
+                lines.append(encode_line(record, self.max_value_chars))
             except Exception as exc:
                 warn_once("jsonl_encode_failed", path=str(self.path), error=repr(exc))
             if not isinstance(record, (TraceStart, TraceEvent, Span)):

@@ -29,15 +29,17 @@ FORMAT = "lcel-trace/1"
 Record = TraceStart | TraceEvent | Span | TraceEnd
 
 
-def encode_line(record: Record) -> bytes:
-    """One record as one compact UTF-8 JSON line, newline included."""
-    text = json.dumps(to_line(record), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def encode_line(record: Record, max_str: int | None = None) -> bytes:
+    """One record as one compact UTF-8 JSON line, newline included; content strings
+    longer than `max_str` characters are cut with a visible marker."""
+    line = to_line(record, max_str)
+    text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8", errors="replace") + b"\n"
 
 
-def to_line(record: Record) -> dict[str, Any]:
+def to_line(record: Record, max_str: int | None = None) -> dict[str, Any]:
     if isinstance(record, Span):
-        return _span_line(record)
+        return _span_line(record, max_str)
     if isinstance(record, TraceEvent):
         return {
             "type": "event",
@@ -49,8 +51,8 @@ def to_line(record: Record) -> dict[str, Any]:
             "name": record.name,
             "run_type": record.run_type,
             "tags": list(record.tags),
-            "metadata": to_jsonable(record.metadata),
-            "data": to_jsonable(record.data),
+            "metadata": to_jsonable(record.metadata, max_str),
+            "data": to_jsonable(record.data, max_str),
             "ts_ns": record.ts_ns,
         }
     if isinstance(record, TraceStart):
@@ -76,7 +78,7 @@ def to_line(record: Record) -> dict[str, Any]:
     }
 
 
-def _span_line(span: Span) -> dict[str, Any]:
+def _span_line(span: Span, max_str: int | None) -> dict[str, Any]:
     usage = span.usage
     return {
         "type": "span",
@@ -89,10 +91,10 @@ def _span_line(span: Span) -> dict[str, Any]:
         "end_ns": span.end_ns,
         "status": span.status,
         "error": _error_line(span.error),
-        "inputs": to_jsonable(span.inputs),
-        "outputs": to_jsonable(span.outputs),
+        "inputs": to_jsonable(span.inputs, max_str),
+        "outputs": to_jsonable(span.outputs, max_str),
         "tags": list(span.tags),
-        "metadata": to_jsonable(span.metadata),
+        "metadata": to_jsonable(span.metadata, max_str),
         "chunk_count": span.chunk_count,
         "first_chunk_ns": span.first_chunk_ns,
         "usage": None
@@ -104,9 +106,10 @@ def _span_line(span: Span) -> dict[str, Any]:
         },
         "model": span.model,
         "events": [
-            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data)} for e in span.events
+            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data, max_str)}
+            for e in span.events
         ],
-        "attributes": to_jsonable(span.attributes),
+        "attributes": to_jsonable(span.attributes, max_str),
     }
 
 

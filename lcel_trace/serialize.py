@@ -54,35 +54,50 @@ _ALLOWED_CLASSES: tuple[type[Serializable], ...] = (
 )
 
 
-def to_jsonable(value: Any) -> Any:
-    """A JSON-safe copy of `value`; LangChain objects in their serialised form."""
+def to_jsonable(value: Any, max_str: int | None = None) -> Any:
+    """A JSON-safe copy of `value`; LangChain objects in their serialised form.
+
+    Strings longer than `max_str` characters are cut and end with a visible
+    `…[truncated N chars]` marker, so a cut is never silent.
+    """
     try:
-        return _convert(value, 0, trusted=False)
+        return _convert(value, 0, trusted=False, max_str=max_str)
     except Exception as exc:  # never raise: a trace is not worth a crash
         return {"__unserializable__": _safe_repr(value), "reason": repr(exc)}
 
 
-def _convert(value: Any, depth: int, *, trusted: bool) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
+def truncate(text: str, max_str: int | None) -> str:
+    if max_str is None or len(text) <= max_str:
+        return text
+    return f"{text[:max_str]}…[truncated {len(text) - max_str} chars]"
+
+
+def _convert(value: Any, depth: int, *, trusted: bool, max_str: int | None) -> Any:
+    if isinstance(value, str):
+        return truncate(value, max_str)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if depth >= MAX_DEPTH:
         return "<max depth>"
     if isinstance(value, Serializable) and value.is_lc_serializable():
-        return _convert(dumpd(value), depth + 1, trusted=True)
+        return _convert(dumpd(value), depth + 1, trusted=True, max_str=max_str)
     if isinstance(value, Mapping):
-        converted = {str(k): _convert(v, depth + 1, trusted=trusted) for k, v in value.items()}
+        converted = {
+            str(k): _convert(v, depth + 1, trusted=trusted, max_str=max_str)
+            for k, v in value.items()
+        }
         if not trusted and ("lc" in converted or _ESCAPE_KEY in converted):
             return {_ESCAPE_KEY: converted}
         return converted
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_convert(v, depth + 1, trusted=trusted) for v in value]
+        return [_convert(v, depth + 1, trusted=trusted, max_str=max_str) for v in value]
     if isinstance(value, BaseModel):
-        return _convert(value.model_dump(mode="json"), depth + 1, trusted=False)
+        return _convert(value.model_dump(mode="json"), depth + 1, trusted=False, max_str=max_str)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return _convert(fields, depth + 1, trusted=False)
+        return _convert(fields, depth + 1, trusted=False, max_str=max_str)
     if isinstance(value, BaseException):
         return {"error_type": qualified_name(type(value)), "message": str(value)}
     if isinstance(value, (bytes, bytearray)):
@@ -90,7 +105,7 @@ def _convert(value: Any, depth: int, *, trusted: bool) -> Any:
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, enum.Enum):
-        return _convert(value.value, depth + 1, trusted=trusted)
+        return _convert(value.value, depth + 1, trusted=trusted, max_str=max_str)
     if isinstance(value, (uuid.UUID, PurePath)):
         return str(value)
     return {"__repr__": _safe_repr(value)}

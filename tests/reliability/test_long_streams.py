@@ -36,3 +36,28 @@ def test_peak_memory_stays_flat_from_ten_thousand_to_a_million_chunks(tmp_path: 
         (written,) = read_traces(tmp_path / f"{n}.jsonl")
         assert written.status == "ok"
         assert written.root.chunk_count == n
+
+
+def test_a_ten_megabyte_input_is_cut_visibly_in_lines_and_attributes(tmp_path: Path) -> None:
+    from langchain_core.runnables import RunnableLambda
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lcel_trace import trace
+    from lcel_trace.exporters import JsonlExporter, OtelExporter
+
+    huge = "x" * 10_000_000
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    path = tmp_path / "huge.jsonl"
+    with JsonlExporter(path) as jsonl, OtelExporter(provider) as otel:
+        assert trace(RunnableLambda(len), exporters=[jsonl, otel]).invoke(huge) == 10_000_000
+    (written,) = read_traces(path)
+    assert written.root.inputs == "x" * 1_000_000 + "…[truncated 9000000 chars]"
+    assert written.root.outputs == 10_000_000
+    assert max(len(line) for line in path.read_bytes().splitlines()) < 2_100_000
+    (span,) = memory.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["lcel.input"] == "x" * 4096 + "…"

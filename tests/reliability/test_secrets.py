@@ -1,4 +1,5 @@
-"""Secrets never leave the process: not in spans, events, JSONL lines or log lines."""
+"""Secrets never leave the process: not in spans, events, JSONL lines, OpenTelemetry
+attributes or log lines."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from pathlib import Path
 
 import pytest
 from langchain_core.runnables import RunnableLambda
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lcel_trace import capture, flush_all, trace
-from lcel_trace.exporters import JsonlExporter
+from lcel_trace.exporters import JsonlExporter, OtelExporter
 
 KEY = "sk-test-0123456789abcdefghijklmnopqrstuv"
 BEARER = "Bearer abcdefghijklmnopqrstuvwxyz012345"
@@ -41,8 +45,11 @@ def test_key_from_the_environment_appears_nowhere_it_was_sent(
             return None
 
     path = tmp_path / "runs.jsonl"
+    provider = TracerProvider()
+    otel_spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(otel_spans))
     chain = RunnableLambda(lambda d: d) | RunnableLambda(leaky)
-    traced = trace(chain, exporters=[JsonlExporter(path), Broken()])
+    traced = trace(chain, exporters=[JsonlExporter(path), OtelExporter(provider), Broken()])
     config = {
         "metadata": {"authorization": BEARER, "note": f"key={openai_key}"},
         "tags": [f"k:{openai_key}"],
@@ -63,5 +70,11 @@ def test_key_from_the_environment_appears_nowhere_it_was_sent(
         assert "hunter2" not in repr(span)
     for event in (e for t in cap.traces for e in t.events):
         assert openai_key not in repr(event)
+    exported = otel_spans.get_finished_spans()
+    assert exported, "no OpenTelemetry span was exported"
+    for otel_span in exported:
+        attributes = repr(dict(otel_span.attributes or {})) + repr(otel_span.events)
+        assert openai_key not in attributes
+        assert "hunter2" not in attributes
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert openai_key not in logged
