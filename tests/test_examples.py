@@ -68,3 +68,16 @@ def test_export_otlp_example_delivers_to_the_endpoint_in_the_environment() -> No
     names = {span.name for span in receiver.spans}
     assert names == {"RunnableSequence", "ChatPromptTemplate", "chat", "StrOutputParser"}
     assert all(s.attributes["openinference.span.kind"] for s in receiver.spans)
+
+
+def test_replay_example_replays_and_reexports_identically(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "replay_trace.py"), "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "spans identical" in result.stdout
+    assert (tmp_path / "reexported.jsonl").stat().st_size > 0
