@@ -215,6 +215,7 @@ class SpanAssembler:
         finished = []
         for run_id in sorted(self._open, key=lambda r: self._open[r].start_ns, reverse=True):
             builder = self._open[run_id]
+            builder.attributes["closed_at_trace_end"] = True
             outputs = _aggregate(builder.chunks) if builder.chunks else None
             finished.append(self._finish(builder, ts_ns, status, span_error, outputs))
         return finished
@@ -241,6 +242,8 @@ class SpanAssembler:
             builder.chunks = []
         if event.run_type in ("chat_model", "llm"):
             builder.attributes.update(_request_facts(event.metadata, data))
+        if data.get("parent_inferred"):
+            builder.attributes["parent_inferred"] = True
         if event.run_type == "tool" and data.get("tool_call_id"):
             builder.attributes["tool_call_id"] = data["tool_call_id"]
         self._open[run_id] = builder

@@ -14,11 +14,12 @@ streaming calls: a tap makes chat models stream, and `invoke` must stay `invoke`
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
 
@@ -68,11 +69,26 @@ def _run_name(name: str | None, serialized: dict[str, Any] | None) -> str:
     return "Unnamed"
 
 
+# langchain-core 1.8's AsyncCallbackManager.on_llm_start calls only the inline handlers
+# when any is attached, so an inline recorder would hide non-chat LLM starts from every
+# other handler (LangSmith's tracer, say). The recorder looks non-inline to that one
+# method; ahandle_event, which it then calls, still runs the recorder inline.
+_SKIPS_OTHERS_WHEN_INLINE = AsyncCallbackManager.on_llm_start.__code__
+
+
 class Recorder(BaseCallbackHandler):
     """Turns LangChain callbacks for one trace into stamped `TraceEvent`s for its session."""
 
-    run_inline = True
     raise_error = False
+
+    @property
+    def run_inline(self) -> bool:  # type: ignore[override]  # LangChain's is a plain attribute
+        """Inline (called in the caller's task, no thread hop), except where that hides
+        other handlers from an event (see `_SKIPS_OTHERS_WHEN_INLINE`)."""
+        caller = sys._getframe(1)
+        if caller.f_code.co_name == "<listcomp>" and caller.f_back is not None:
+            caller = caller.f_back
+        return caller.f_code is not _SKIPS_OTHERS_WHEN_INLINE
 
     def __init__(self, session: TraceSession, name_run_types: Mapping[str, RunType]) -> None:
         self._session = session
@@ -126,6 +142,7 @@ class Recorder(BaseCallbackHandler):
             # LangChain loses the parent link on some invoke paths (with_fallbacks runs
             # its candidates through a context copy): adopt the innermost running run.
             parent_run_id = self._running[-1]
+            data["parent_inferred"] = True
         parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         parent_ids = (*parent.parent_ids, str(parent_run_id)) if parent is not None else ()
         info = _RunInfo(
