@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from lcel_trace.records import from_line
-from lcel_trace.replay import TraceFileError, read_traces, reexport
+from lcel_trace.replay import MAX_NESTING, TraceFileError, nesting_depth, read_traces, reexport
 from lcel_trace.span import Span, SpanNode, Trace, TraceEnd, TraceEvent, TraceStart
 
 EXIT_BAD_INPUT = 2
@@ -286,6 +286,8 @@ def _tail(args: argparse.Namespace) -> int:
             if not line.strip():
                 continue
             try:
+                if nesting_depth(line) > MAX_NESTING:
+                    raise ValueError(f"nesting deeper than {MAX_NESTING}")
                 record = from_line(json.loads(line))
             except (ValueError, RecursionError) as exc:
                 raise TraceFileError(args.file, number, str(exc)) from None

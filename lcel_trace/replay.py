@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -28,6 +29,28 @@ from lcel_trace.records import Record, from_line
 from lcel_trace.span import Span, Trace, TraceEnd, TraceEvent, TraceStart
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_NESTING = 64
+# JSON strings and brackets; used to measure nesting without recursing into it.
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects (brackets inside strings ignored).
+
+    Checked before parsing: letting the JSON decoder recurse into hostile input and
+    fail with RecursionError also upsets the interpreter's recursion bookkeeping.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:
+        return 0
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 class TraceFileError(ValueError):
@@ -51,6 +74,8 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
         for number, raw in enumerate(handle, start=1):
             if len(raw) > MAX_LINE_BYTES:
                 raise TraceFileError(path, number, f"line longer than {MAX_LINE_BYTES} bytes")
+            if nesting_depth(raw) > MAX_NESTING:
+                raise TraceFileError(path, number, f"nesting deeper than {MAX_NESTING}")
             complete = raw.endswith(b"\n")
             if not raw.strip():
                 continue

@@ -27,13 +27,14 @@ from langchain_core.language_models import (
     GenericFakeChatModel,
 )
 from langchain_core.messages import AIMessage
-from langchain_core.output_parsers import JsonOutputParser, StrOutputParser
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser, StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import (
     ConfigurableField,
     Runnable,
     RunnableBranch,
+    RunnableGenerator,
     RunnableLambda,
     RunnableParallel,
     RunnablePassthrough,
@@ -42,6 +43,7 @@ from langchain_core.tools import StructuredTool, tool
 from langchain_core.tracers.base import AsyncBaseTracer
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
+from pydantic import BaseModel
 
 from lcel_trace import Trace, capture, trace
 
@@ -215,6 +217,11 @@ def flaky() -> Runnable[Any, Any]:
     return RunnableLambda(call, name="flaky")
 
 
+class Country(BaseModel):
+    name: str
+    population: int
+
+
 COUNTRIES = (
     '{"countries": [{"name": "France", "population": 67}, {"name": "Spain", "population": 47}]}'
 )
@@ -235,6 +242,13 @@ MATRIX: dict[str, tuple[Any, Any]] = {
     "json parser streaming countries": (
         lambda: FakeListChatModel(responses=[COUNTRIES]) | JsonOutputParser(),
         "countries and populations",
+    ),
+    "pydantic parser": (
+        lambda: (
+            FakeListChatModel(responses=['{"name": "France", "population": 67}'])
+            | PydanticOutputParser(pydantic_object=Country)
+        ),
+        "a country",
     ),
     "sync, async, generator and async generator lambdas": (
         lambda: (
@@ -329,7 +343,7 @@ def leaf(kind: str, index: int) -> Runnable[Any, Any]:
     if kind == "fail":
         return RunnableLambda(fail, name=f"fail{index}")
     if kind == "gen":
-        return RunnableLambda(gen_upper, afunc=agen_upper, name=f"gen{index}")  # type: ignore[arg-type]
+        return RunnableGenerator(gen_upper, agen_upper, name=f"gen{index}")
     return RunnableLambda(lambda x: f"{x}.", name=f"step{index}")
 
 

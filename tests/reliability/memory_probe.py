@@ -1,4 +1,4 @@
-"""Stream N chunks through trace() with a JSONL exporter; print peak RSS in KiB.
+"""Stream N chunks through trace() with JSONL and OTel exporters; print peak RSS in KiB.
 
 Run as a script by test_long_streams.py, one process per N, so peaks do not mix.
 """
@@ -10,9 +10,12 @@ import sys
 from collections.abc import Iterator
 
 from langchain_core.runnables import RunnableGenerator
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lcel_trace import trace
-from lcel_trace.exporters import JsonlExporter
+from lcel_trace.exporters import JsonlExporter, OtelExporter
 
 
 def main(chunks: int, path: str, record_chunks: str) -> None:
@@ -21,8 +24,13 @@ def main(chunks: int, path: str, record_chunks: str) -> None:
     def produce(_: Iterator[object]) -> Iterator[int]:
         yield from range(chunks)
 
-    with JsonlExporter(path, record_chunks=record_chunks) as exporter:  # type: ignore[arg-type]
-        traced = trace(RunnableGenerator(produce), exporters=[exporter])
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    with (
+        JsonlExporter(path, record_chunks=record_chunks) as exporter,  # type: ignore[arg-type]
+        OtelExporter(provider) as otel,
+    ):
+        traced = trace(RunnableGenerator(produce), exporters=[exporter, otel])
         seen = sum(1 for _ in traced.stream(None))
     assert seen == chunks, (seen, chunks)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

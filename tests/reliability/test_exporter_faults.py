@@ -101,3 +101,28 @@ def test_raising_exporter_failures_are_counted(calls: int) -> None:
     assert [traced.invoke({"q": "x"}) for _ in range(calls)] == [ANSWER] * calls
     assert raising.force_flush(10) is True
     assert exporter_stats(raising).failed_calls == calls
+
+
+def test_otel_exporter_pointed_at_a_closed_port_changes_nothing() -> None:
+    import socket
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from lcel_trace.exporters import OtelExporter
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends
+    provider = TracerProvider()
+    dead = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=1)
+    provider.add_span_processor(BatchSpanProcessor(dead, schedule_delay_millis=20))
+    otel = OtelExporter(provider)
+    traced = trace(chain(), exporters=[otel])
+    assert [traced.invoke({"q": "x"}) for _ in range(5)] == [ANSWER] * 5
+    assert list(traced.stream({"q": "x"})) == list(chain().stream({"q": "x"}))
+    returns_within(lambda: otel.force_flush(timeout_s=2), 30)
+    returns_within(otel.shutdown, 30)
+    assert exporter_stats(otel).failed_calls == 0  # the SDK absorbs the dead collector
+    provider.shutdown()
