@@ -103,6 +103,7 @@ class OtelExporter(BaseExporter):
         self._provider = tracer_provider or otel_trace.get_tracer_provider()
         self._tracer = self._provider.get_tracer("lcel-trace")
         self.max_attr_chars = max_attr_chars
+        self._limit = max_attr_chars  # this trace's: min(ours, the traced runnable's)
         self.capture_content = capture_content
         self.chunk_events = chunk_events
         self.max_chunk_events = max_chunk_events
@@ -157,6 +158,8 @@ class OtelExporter(BaseExporter):
     # -- building OpenTelemetry spans ------------------------------------------------------
 
     def _emit(self, pending: _PendingTrace) -> None:
+        limit = pending.start.max_attr_chars if pending.start else None
+        self._limit = min(self.max_attr_chars, limit) if limit else self.max_attr_chars
         spans = pending.spans
         ids = {s.span_id for s in spans}
         children: dict[str | None, list[Span]] = defaultdict(list)
@@ -346,9 +349,9 @@ class OtelExporter(BaseExporter):
         text = (
             value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
         )
-        if len(text) <= self.max_attr_chars:
+        if len(text) <= self._limit:
             return text
-        return text[: self.max_attr_chars] + "…"
+        return text[: self._limit] + "…"
 
     def _scalar(self, value: Any) -> AttributeValue:
         if isinstance(value, (str, bool, int, float)):

@@ -66,6 +66,7 @@ def to_line(record: Record, max_str: int | None = None) -> dict[str, Any]:
             "root_run_id": record.root_run_id,
             "otel_parent_span_id": record.otel_parent_span_id,
             "versions": dict(record.versions),
+            "max_attr_chars": record.max_attr_chars,
         }
     return {
         "type": "trace_end",
@@ -143,6 +144,7 @@ def from_line(obj: Any) -> Record:
             root_run_id=_str(obj, "root_run_id"),
             otel_parent_span_id=_opt_str(obj, "otel_parent_span_id"),
             versions={str(k): str(v) for k, v in versions.items()},
+            max_attr_chars=_opt_int(obj, "max_attr_chars"),
         )
     if kind == "trace_end":
         return TraceEnd(

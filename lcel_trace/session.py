@@ -163,6 +163,7 @@ class TraceSession:
                 root_run_id=self.root_run_id,
                 otel_parent_span_id=otel_parent_span_id,
                 versions=_VERSIONS,
+                max_attr_chars=settings.max_attr_chars,
             )
         )
         recorder_type = StreamingRecorder if streaming else Recorder

@@ -118,6 +118,8 @@ class TraceStart:
     root_run_id: str
     otel_parent_span_id: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)
+    max_attr_chars: int | None = None
+    """The traced runnable's limit for attribute-sized text (exporters cut content to it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,9 +183,16 @@ def test_content_is_left_out_or_truncated_as_configured(
     trace(RunnableLambda(lambda s: s), exporters=[short]).invoke("y" * 100)
     quiet.force_flush(5)
     short.force_flush(5)
-    without, truncated = memory_spans.get_finished_spans()
+    trace(RunnableLambda(lambda s: s), exporters=[quiet], max_attr_chars=20).invoke("z" * 100)
+    quiet.force_flush(5)
+    without, truncated, by_trace = memory_spans.get_finished_spans()
     assert "lcel.input" not in without.attributes
     assert truncated.attributes["lcel.input"] == "y" * 10 + "…"
+    assert "lcel.input" not in by_trace.attributes  # capture_content=False still wins
+    limited = OtelExporter(provider)
+    trace(RunnableLambda(lambda s: s), exporters=[limited], max_attr_chars=20).invoke("w" * 100)
+    limited.force_flush(5)
+    assert memory_spans.get_finished_spans()[-1].attributes["lcel.input"] == "w" * 20 + "…"
 
 
 def test_openinference_attributes_on_request(
