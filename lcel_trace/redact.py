@@ -17,9 +17,11 @@ from pydantic import SecretBytes, SecretStr
 REDACTED = "[REDACTED]"
 
 SECRET_KEY = re.compile(
-    r"(?i)(api[_-]?key|secret|password|passwd|token|authorization|auth[_-]?header|cookie|"
-    r"credential|private[_-]?key|access[_-]?key)"
+    r"(?i)(api[_-]?key|secret|password|passwd|authorization|auth[_-]?header|cookie|"
+    r"credential|private[_-]?key|access[_-]?key|(^|[_-])token$)"
 )
+"""Key names whose values are secrets. `token` only as a whole last word: `access_token`
+is a secret, `max_tokens` and `total_tokens` are counts."""
 SECRET_VALUE = re.compile(
     r"(sk-[A-Za-z0-9_\-]{16,}"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{16,}"
