@@ -1,32 +1,53 @@
-"""Trace a prompt | chat model | parser chain: stream it live, show the span tree, write JSONL.
+"""Trace prompt | ChatOpenAI | parser: stream it live, show the span tree, write JSONL.
 
-Offline by default: LangChain's fake chat model streams a joke character by character.
-Run it with `bash examples/quickstart.sh` (sets itself up), or with the package
-installed: `python examples/quickstart.py [--out quickstart-trace.jsonl]`.
+Offline by default: `ChatOpenAI` talks real HTTP to lcel-trace's local OpenAI-compatible
+server, which streams a joke token by token. With OPENAI_API_KEY set (and optionally
+OPENAI_BASE_URL and OPENAI_MODEL) the same chain talks to that service instead.
+Run it with `bash examples/quickstart.sh` (sets itself up), or with the package and its
+`examples` extra installed: `python examples/quickstart.py [--out quickstart-trace.jsonl]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from langchain_core.language_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
+from langchain_openai import ChatOpenAI
 
 from lcel_trace import capture, trace
 from lcel_trace.exporters import JsonlExporter
 from lcel_trace.replay import read_traces
+from lcel_trace.testing.openai_server import OpenAIServer
 
 JOKE = "为什么鹦鹉会说话？因为它们不想被当成哑巴鸟！"
 
 
-def build_chain() -> Runnable[dict[str, str], str]:
+@contextlib.contextmanager
+def chat_model() -> Iterator[ChatOpenAI]:
+    """The real service when OPENAI_API_KEY is set, else the local server."""
+    if os.environ.get("OPENAI_API_KEY"):
+        # With a custom OPENAI_BASE_URL, langchain-openai streams usage only when asked.
+        yield ChatOpenAI(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"), stream_usage=True)
+        return
+    with OpenAIServer([JOKE], token_delay_s=0.02) as server:
+        yield ChatOpenAI(
+            base_url=server.base_url,
+            api_key="sk-local-test-server",  # type: ignore[arg-type]
+            model="fake-gpt",
+            stream_usage=True,  # custom base_url: usage is streamed only when asked
+        )
+
+
+def build_chain(model: ChatOpenAI) -> Runnable[dict[str, str], str]:
     prompt = ChatPromptTemplate.from_template("给我讲一个关于{topic}的笑话")
-    model = FakeListChatModel(responses=[JOKE], sleep=0.02)
     return prompt | model | StrOutputParser()
 
 
@@ -38,8 +59,8 @@ async def stream_live(traced: Runnable[dict[str, str], str]) -> None:
 
 def main(out: Path) -> int:
     out.unlink(missing_ok=True)
-    with JsonlExporter(out) as exporter, capture() as captured:
-        asyncio.run(stream_live(trace(build_chain(), exporters=[exporter], name="joke")))
+    with chat_model() as model, JsonlExporter(out) as exporter, capture() as captured:
+        asyncio.run(stream_live(trace(build_chain(model), exporters=[exporter], name="joke")))
     # Leaving the `with` flushed and closed the exporter: the file is complete.
     run = captured.traces[0]
     print(f"trace {run.trace_id} ({run.name}): {run.status}")
@@ -52,6 +73,6 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("quickstart-trace.jsonl"))
     sys.exit(main(parser.parse_args().out))

@@ -34,7 +34,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 FaultKind = Literal["http_429", "http_500", "drop_mid_stream", "malformed_chunk"]
-_TOKEN = re.compile(r"\s*\S+")
+# A token: a run of non-space characters with its leading space, except that CJK
+# characters and punctuation are one token each (as real tokenizers mostly split them).
+_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef"
+_TOKEN = re.compile(rf"\s*(?:[{_CJK}]|[^\s{_CJK}]+)")
 
 
 @dataclass(frozen=True)
