@@ -248,29 +248,30 @@ class SpanAssembler:
             builder.attributes["tool_call_id"] = data["tool_call_id"]
         self._open[run_id] = builder
 
-    def _end(self, event: TraceEvent) -> Span | None:
+    def _closing(self, event: TraceEvent) -> _SpanBuilder | None:
+        """The open span an end or error event closes, given the inputs that streamed
+        steps only report at their end."""
         builder = self._open.get(event.run_id)
+        if builder is not None and not builder.has_inputs and "input" in event.data:
+            builder.inputs = event.data["input"]
+            builder.has_inputs = True
+        return builder
+
+    def _end(self, event: TraceEvent) -> Span | None:
+        builder = self._closing(event)
         if builder is None:
             return None
-        data = event.data
-        if not builder.has_inputs and "input" in data:
-            builder.inputs = data["input"]
-            builder.has_inputs = True
-        output = data.get("output")
+        output = event.data.get("output")
         usage = None
         if builder.run_type in ("chat_model", "llm"):
             usage = _response_facts(output, builder.attributes)
         return self._finish(builder, event.ts_ns, "ok", None, output, usage)
 
     def _fail(self, event: TraceEvent) -> Span | None:
-        builder = self._open.get(event.run_id)
+        builder = self._closing(event)
         if builder is None:
             return None
-        data = event.data
-        if not builder.has_inputs and "input" in data:
-            builder.inputs = data["input"]
-            builder.has_inputs = True
-        error = data.get("error")
+        error = event.data.get("error")
         status: Status = "cancelled" if _is_cancellation(error) else "error"
         span_error = self._span_error(error) if status == "error" else None
         outputs = _aggregate(builder.chunks) if builder.chunks else None

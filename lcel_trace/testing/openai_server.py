@@ -160,6 +160,16 @@ class OpenAIServer:
                 self._faults.pop(0)
             return fault
 
+    async def _receive(
+        self, request: Request
+    ) -> tuple[dict[str, Any], Fault | None, Response | None]:
+        """The request body, the fault to inject, and an error response if it is HTTP."""
+        body = await request.json()
+        fault = self._take_fault()
+        if fault is not None and fault.kind in ("http_429", "http_500"):
+            return body, fault, _error_response(fault.kind)
+        return body, fault, None
+
     def _next(self, body: dict[str, Any]) -> tuple[Reply, str, int]:
         with self._lock:
             self.requests.append(body)
@@ -168,10 +178,9 @@ class OpenAIServer:
         return reply, f"chatcmpl-lcel{number:06d}", int(time.time())
 
     async def _chat(self, request: Request) -> Response:
-        body = await request.json()
-        fault = self._take_fault()
-        if fault is not None and fault.kind in ("http_429", "http_500"):
-            return _error_response(fault.kind)
+        body, fault, early = await self._receive(request)
+        if early is not None:
+            return early
         reply, response_id, created = self._next(body)
         model = str(body.get("model") or self.model)
         prompt_tokens = sum(
@@ -261,10 +270,9 @@ class OpenAIServer:
         return StreamingResponse(self._events(deltas, fault), media_type="text/event-stream")
 
     async def _completions(self, request: Request) -> Response:
-        body = await request.json()
-        fault = self._take_fault()
-        if fault is not None and fault.kind in ("http_429", "http_500"):
-            return _error_response(fault.kind)
+        body, fault, early = await self._receive(request)
+        if early is not None:
+            return early
         reply, response_id, created = self._next(body)
         model = str(body.get("model") or self.model)
         prompts = body.get("prompt")
