@@ -151,6 +151,7 @@ class TraceSession:
         self._lock = threading.Lock()
         self._spans: list[Span] = []
         self._events: list[TraceEvent] = []
+        self._event_count = 0
         self._pending: list[Record] = []
         self._chunks: dict[str, list[list[Any]]] = {}
         self._last_handoff_ns = self.start_ns
@@ -196,7 +197,10 @@ class TraceSession:
                 return
             if event.kind in ("end", "error") and event.run_id in self._chunks:
                 self._flush_chunks(event.run_id)
-            self._append(self._redacted(event))
+            if self._keep_records or self._captures:
+                self._append(self._redacted(event))
+            else:  # nobody reads the event itself: count it, skip building its record
+                self._event_count += 1
             span = self._assembler.feed(event)
             if span is not None:
                 self._spans.append(span)
@@ -273,7 +277,7 @@ class TraceSession:
                     status=status,
                     end_ns=end_ns,
                     span_count=len(self._spans),
-                    event_count=len(self._events),
+                    event_count=self._event_count,
                     error=span_error,
                 )
             )
@@ -304,8 +308,10 @@ class TraceSession:
     # -- records ----------------------------------------------------------------------
 
     def _append(self, record: Record) -> None:
-        if isinstance(record, TraceEvent) and self._captures:
-            self._events.append(record)
+        if isinstance(record, TraceEvent):
+            self._event_count += 1
+            if self._captures:
+                self._events.append(record)
         if self._keep_records:
             self._pending.append(record)
 

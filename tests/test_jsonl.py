@@ -224,3 +224,13 @@ def test_user_data_shaped_like_a_langchain_constructor_stays_plain_data(tmp_path
     root = read_traces(path)[0].root
     assert root.inputs == sneaky
     assert root.outputs == sneaky
+
+
+def test_trace_end_counts_the_spans_and_event_lines_written(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    with JsonlExporter(path) as exporter:
+        list(trace(joke_chain(), exporters=[exporter]).stream({"topic": "parrots"}))
+    records = lines_of(path)
+    (end,) = [r for r in records if r["type"] == "trace_end"]
+    assert end["span_count"] == sum(r["type"] == "span" for r in records) == 4
+    assert end["event_count"] == sum(r["type"] == "event" for r in records)
