@@ -3,9 +3,11 @@
 Spans of a trace end child-first, but an OpenTelemetry span needs its parent's context
 when it starts, so the exporter keeps a trace's spans until its `trace_end` record and
 then creates them parents-first with their recorded start and end times. The root is
-parented to the OpenTelemetry span that was active when the traced call started. The
-global OpenTelemetry context is never attached or detached: every span gets its parent
-passed explicitly, on the exporter's own thread.
+parented to the OpenTelemetry span that was active when the traced call started; with
+none active, an SDK tracer is handed lcel-trace's own trace id, so JSONL lines, log fields
+and the collector all name a trace the same way. The global OpenTelemetry context is never
+attached or detached: every span gets its parent passed explicitly, on the exporter's own
+thread.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -33,6 +37,13 @@ from opentelemetry.util.types import AttributeValue
 from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
 from lcel_trace.serialize import to_jsonable
 from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
+
+from .genai_messages import (
+    GenAIMessage,
+    input_messages,
+    openinference_attributes,
+    output_messages,
+)
 
 Attributes = dict[str, AttributeValue]
 
@@ -62,6 +73,8 @@ REQUEST_ATTRIBUTES = {
     "n": "gen_ai.request.choice.count",
 }
 CONVENTIONS = frozenset(("gen_ai", "openinference"))
+# A root of these types is the GenAI conventions' workflow: `invoke_workflow {name}`.
+WORKFLOW_RUN_TYPES = frozenset(("chain", "lambda", "custom"))
 
 
 @dataclass
@@ -102,6 +115,7 @@ class OtelExporter(BaseExporter):
             raise ValueError(f"unknown conventions {sorted(unknown)}; use {sorted(CONVENTIONS)}")
         self._provider = tracer_provider or otel_trace.get_tracer_provider()
         self._tracer = self._provider.get_tracer("lcel-trace")
+        self._trace_ids = _RecordedTraceIds.install(self._tracer)
         self.max_attr_chars = max_attr_chars
         self._limit = max_attr_chars  # this trace's: min(ours, the traced runnable's)
         self.capture_content = capture_content
@@ -166,16 +180,22 @@ class OtelExporter(BaseExporter):
         for span in spans:
             children[span.parent_id if span.parent_id in ids else None].append(span)
         root_context = self._root_context(pending.start)
+        trace_name = pending.start.name if pending.start else None
         stack = [(span, root_context) for span in sorted(children[None], key=_start)]
         while stack:
             span, context = stack.pop()
+            is_root = context is root_context
+            workflow = (trace_name or span.name) if is_root else None
+            attributes = self.attributes(span, workflow)
+            if is_root and self._trace_ids is not None and pending.start:
+                self._trace_ids.next_trace_id = int(pending.start.trace_id, 16)
             otel_span = self._tracer.start_span(
-                self.span_name(span),
+                self.span_name(span, workflow),
                 context=context,
                 kind=SpanKind.CLIENT
                 if span.run_type in ("chat_model", "llm")
                 else SpanKind.INTERNAL,
-                attributes=self.attributes(span),
+                attributes=attributes,
                 start_time=span.start_ns,
             )
             self._finish(otel_span, span, pending.chunks.get(span.span_id, ()))
@@ -216,8 +236,11 @@ class OtelExporter(BaseExporter):
             otel_span.set_status(Status(StatusCode.OK))
         otel_span.end(end_time=span.end_ns)
 
-    def span_name(self, span: Span) -> str:
-        """`chat {model}`, `text_completion {model}`, `execute_tool {tool}`, else the run name."""
+    def span_name(self, span: Span, workflow: str | None = None) -> str:
+        """`chat {model}`, `text_completion {model}`, `execute_tool {tool}`, a root chain's
+        `invoke_workflow {name}`, else the run name."""
+        if workflow and span.run_type in WORKFLOW_RUN_TYPES:
+            return f"invoke_workflow {workflow}"
         operation = OPERATION.get(span.run_type)
         if operation == "execute_tool":
             return f"execute_tool {span.name}"
@@ -226,8 +249,10 @@ class OtelExporter(BaseExporter):
             return f"{operation} {model}" if model else operation
         return span.name
 
-    def attributes(self, span: Span) -> Attributes:
-        """The attributes of one span, GenAI conventions first, then lcel's own."""
+    def attributes(self, span: Span, workflow: str | None = None) -> Attributes:
+        """The attributes of one span, GenAI conventions first, then lcel's own.
+
+        `workflow` is given for a trace's root: the `trace(name=...)`, else its run name."""
         facts = span.attributes
         attrs: Attributes = {
             "lcel.run_name": span.name,
@@ -247,6 +272,11 @@ class OtelExporter(BaseExporter):
         operation = OPERATION.get(span.run_type)
         if span.run_type == "retriever":
             operation = "retrieval"
+        if workflow and span.run_type in WORKFLOW_RUN_TYPES:
+            operation = "invoke_workflow"
+            attrs["gen_ai.workflow.name"] = workflow
+        if workflow:
+            attrs["lcel.trace_name"] = workflow
         if operation is not None:
             attrs["gen_ai.operation.name"] = operation
         if span.run_type in ("chat_model", "llm"):
@@ -295,13 +325,18 @@ class OtelExporter(BaseExporter):
         if span.outputs is not None:
             attrs["lcel.output"] = self._json(span.outputs)
         if span.run_type == "chat_model":
-            messages = span.inputs.get("messages") if isinstance(span.inputs, Mapping) else None
-            if messages:
-                attrs["gen_ai.input.messages"] = self._json(
-                    messages[0] if len(messages) == 1 else messages
-                )
-            if span.outputs is not None:
-                attrs["gen_ai.output.messages"] = self._json([span.outputs])
+            inputs, outputs = self._messages(span)
+            if inputs:
+                attrs["gen_ai.input.messages"] = json.dumps(inputs, ensure_ascii=False)
+            if outputs:
+                attrs["gen_ai.output.messages"] = json.dumps(outputs, ensure_ascii=False)
+
+    def _messages(self, span: Span) -> tuple[list[GenAIMessage] | None, list[GenAIMessage] | None]:
+        finish_reason = span.attributes.get("finish_reason")
+        return (
+            input_messages(span.inputs, self._limit),
+            output_messages(span.outputs, str(finish_reason or "") or None, self._limit),
+        )
 
     def _openinference_attributes(self, span: Span, attrs: Attributes) -> None:
         attrs["openinference.span.kind"] = OPENINFERENCE_KIND.get(span.run_type, "CHAIN")
@@ -312,6 +347,10 @@ class OtelExporter(BaseExporter):
             if span.outputs is not None:
                 attrs["output.value"] = self._json(span.outputs)
                 attrs["output.mime_type"] = "application/json"
+            if span.run_type == "chat_model":
+                inputs, outputs = self._messages(span)
+                attrs.update(openinference_attributes("llm.input_messages", inputs or []))
+                attrs.update(openinference_attributes("llm.output_messages", outputs or []))
         if span.model:
             attrs["llm.model_name"] = span.model
         if span.usage is not None:
@@ -361,3 +400,34 @@ class OtelExporter(BaseExporter):
 
 def _start(span: Span) -> int:
     return span.start_ns
+
+
+class _RecordedTraceIds(IdGenerator):
+    """An SDK tracer's id generator that starts a root span with a trace id given to it.
+
+    Installed on the exporter's own `Tracer` object only (the SDK makes one per
+    `get_tracer` call), and used only from the exporter's thread.
+    """
+
+    def __init__(self, inner: IdGenerator) -> None:
+        self.inner = inner
+        self.next_trace_id: int | None = None
+
+    @classmethod
+    def install(cls, tracer: object) -> _RecordedTraceIds | None:
+        if not isinstance(tracer, SdkTracer):
+            return None  # another SDK, or no SDK: its own ids, lcel.trace_id still says ours
+        ids = cls(tracer.id_generator)
+        tracer.id_generator = ids
+        return ids
+
+    def generate_span_id(self) -> int:
+        return self.inner.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        trace_id, self.next_trace_id = self.next_trace_id, None
+        return trace_id if trace_id is not None else self.inner.generate_trace_id()
+
+    def is_trace_id_random(self) -> bool:
+        # lcel-trace's own ids are random; for the others the inner generator knows
+        return bool(getattr(self.inner, "is_trace_id_random", lambda: False)())

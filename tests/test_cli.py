@@ -139,7 +139,7 @@ def test_help_on_every_command() -> None:
 def test_replay_to_console_and_to_an_otlp_endpoint(trace_file: Path) -> None:
     console = cli("replay", str(trace_file), "--console")
     assert console.returncode == 0, console.stderr
-    assert console.stdout.count('"name": "RunnableSequence"') == 2
+    assert console.stdout.count('"name": "invoke_workflow joke"') == 2
     with otlp_receiver() as receiver:
         sent = cli("replay", str(trace_file), "--otlp-endpoint", receiver.endpoint)
     assert sent.returncode == 0, sent.stderr

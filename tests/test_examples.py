@@ -71,7 +71,12 @@ def test_export_otlp_example_delivers_to_the_endpoint_in_the_environment() -> No
     assert result.returncode == 0, result.stderr
     assert "Parrots talk back ." in result.stdout
     names = {span.name for span in receiver.spans}
-    assert names == {"RunnableSequence", "ChatPromptTemplate", "chat", "StrOutputParser"}
+    assert names == {
+        "invoke_workflow joke",
+        "ChatPromptTemplate",
+        "chat",
+        "StrOutputParser",
+    }
     assert all(s.attributes["openinference.span.kind"] for s in receiver.spans)
 
 

@@ -69,19 +69,26 @@ def test_one_otel_span_per_span_with_tree_times_and_genai_attributes(
     provider, memory_spans = memory
     exporter = OtelExporter(provider)
     with capture() as cap:
-        trace(chain(), exporters=[exporter]).invoke({"q": "hi"})
+        trace(chain(), exporters=[exporter], name="greeting").invoke({"q": "hi"})
     assert exporter.force_flush(5)
     (recorded,) = cap.traces
     spans = by_name(memory_spans.get_finished_spans())
     # `chat {model}`: the request model when the provider names one, else the response's
     assert set(spans) == {
-        "RunnableSequence",
+        "invoke_workflow greeting",
         "ChatPromptTemplate",
         "chat fake-1",
         "StrOutputParser",
     }
-    root, chat = spans["RunnableSequence"], spans["chat fake-1"]
+    root, chat = spans["invoke_workflow greeting"], spans["chat fake-1"]
     assert root.parent is None
+    # no OTel span was active: the collector's trace id is lcel-trace's own
+    assert format(root.context.trace_id, "032x") == recorded.trace_id
+    assert root.attributes["lcel.trace_name"] == "greeting"
+    assert root.attributes["lcel.run_name"] == "RunnableSequence"
+    assert root.attributes["gen_ai.operation.name"] == "invoke_workflow"
+    assert root.attributes["gen_ai.workflow.name"] == "greeting"
+    assert "lcel.trace_name" not in chat.attributes
     for name in ("ChatPromptTemplate", "chat fake-1", "StrOutputParser"):
         assert spans[name].parent is not None
         assert spans[name].parent.span_id == root.context.span_id
@@ -131,12 +138,12 @@ def test_failure_is_error_status_with_exception_event_and_cancel_is_distinct(
     stream.close()  # type: ignore[attr-defined]
     exporter.force_flush(5)
     spans = memory_spans.get_finished_spans()
-    failed = next(s for s in spans if s.name == "boom")
+    failed = next(s for s in spans if s.name == "invoke_workflow boom")
     assert failed.status.status_code == StatusCode.ERROR
     assert failed.attributes["error.type"] == "ValueError"
     (event,) = [e for e in failed.events if e.name == "exception"]
     assert event.attributes["exception.message"] == "bad input"
-    cancelled = next(s for s in spans if s.name == "RunnableSequence")
+    cancelled = next(s for s in spans if s.name == "invoke_workflow RunnableSequence")
     assert cancelled.attributes["lcel.status"] == "cancelled"
     assert cancelled.status.status_code == StatusCode.UNSET
 
@@ -164,7 +171,9 @@ async def test_root_nests_under_the_active_otel_span_from_tasks_and_threads(
         worker.start()
         worker.join()
     exporter.force_flush(5)
-    roots = [s for s in memory_spans.get_finished_spans() if s.name == "RunnableSequence"]
+    roots = [
+        s for s in memory_spans.get_finished_spans() if s.name == "invoke_workflow RunnableSequence"
+    ]
     assert len(roots) == 3
     for root in roots:
         assert root.context.trace_id == request.get_span_context().trace_id
@@ -179,9 +188,10 @@ def test_content_is_left_out_or_truncated_as_configured(
     provider, memory_spans = memory
     quiet = OtelExporter(provider, capture_content=False)
     short = OtelExporter(provider, max_attr_chars=10)
+    # Each exporter has its own thread: flush after each call to keep the spans in order.
     trace(RunnableLambda(lambda s: s), exporters=[quiet]).invoke("x" * 100)
-    trace(RunnableLambda(lambda s: s), exporters=[short]).invoke("y" * 100)
     quiet.force_flush(5)
+    trace(RunnableLambda(lambda s: s), exporters=[short]).invoke("y" * 100)
     short.force_flush(5)
     trace(RunnableLambda(lambda s: s), exporters=[quiet], max_attr_chars=20).invoke("z" * 100)
     quiet.force_flush(5)
@@ -205,10 +215,52 @@ def test_openinference_attributes_on_request(
     spans = by_name(memory_spans.get_finished_spans())
     assert spans["chat fake-1"].attributes["openinference.span.kind"] == "LLM"
     assert spans["chat fake-1"].attributes["llm.token_count.total"] == 12
-    assert spans["RunnableSequence"].attributes["openinference.span.kind"] == "CHAIN"
-    assert spans["RunnableSequence"].attributes["output.value"] == "a b c"
+    root = spans["invoke_workflow RunnableSequence"]
+    assert root.attributes["openinference.span.kind"] == "CHAIN"
+    assert root.attributes["output.value"] == "a b c"
     with pytest.raises(ValueError, match="unknown conventions"):
         OtelExporter(provider, conventions=("zipkin",))
+
+
+def test_messages_in_the_genai_format_and_flattened_for_openinference(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    call = {"name": "lookup", "args": {"city": "Oslo"}, "id": "call_1", "type": "tool_call"}
+    reply = AIMessage(
+        content="checking " + "x" * 50,
+        tool_calls=[call],
+        response_metadata={"finish_reason": "tool_calls"},
+    )
+    chat = GenericFakeChatModel(messages=iter([reply]))
+    prompt = ChatPromptTemplate.from_messages([("system", "be brief"), ("human", "{q}")])
+    exporter = OtelExporter(provider, conventions=("gen_ai", "openinference"), max_attr_chars=20)
+    trace(prompt | chat, exporters=[exporter]).invoke({"q": "weather?"})
+    exporter.force_flush(5)
+    span = by_name(memory_spans.get_finished_spans())["chat"]
+    assert json.loads(span.attributes["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+        {"role": "user", "parts": [{"type": "text", "content": "weather?"}]},
+    ]
+    # long text is cut inside its part, so the attribute stays valid JSON
+    assert json.loads(span.attributes["gen_ai.output.messages"]) == [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "text", "content": "checking " + "x" * 11 + "…"},
+                {"type": "tool_call", "id": "call_1", "name": "lookup", "arguments": call["args"]},
+            ],
+            "finish_reason": "tool_calls",
+        }
+    ]
+    attrs = span.attributes
+    assert attrs["llm.input_messages.0.message.role"] == "system"
+    assert attrs["llm.input_messages.1.message.content"] == "weather?"
+    assert attrs["llm.output_messages.0.message.role"] == "assistant"
+    prefix = "llm.output_messages.0.message.tool_calls.0.tool_call"
+    assert attrs[f"{prefix}.function.name"] == "lookup"
+    assert json.loads(attrs[f"{prefix}.function.arguments"]) == {"city": "Oslo"}
+    assert attrs[f"{prefix}.id"] == "call_1"
 
 
 def test_metrics_are_recorded_as_genai_histograms(
@@ -304,7 +356,7 @@ def test_otlp_json_lines_decode_with_the_proto_json_mapping(tmp_path: Path) -> N
         assert len(decoded) == len(recorded.spans) == 4
         ids = {s.span_id for s in decoded}
         (root,) = [s for s in decoded if s.parent_span_id not in ids]
-        assert root.name == "RunnableSequence"
+        assert root.name == "invoke_workflow RunnableSequence"
         assert {s.name for s in decoded} - {root.name} == {
             "ChatPromptTemplate",
             chat,
