@@ -8,4 +8,4 @@ echo "== ruff"; ruff check lcel_trace exporters tests examples
 echo "== ruff format"; ruff format --check lcel_trace exporters tests examples
 echo "== mypy --strict"; mypy
 echo "== pytest"; pytest "$@"
-echo "== benchmark smoke run"; python tests/benchmarks/bench_core.py --quick
+echo "== benchmark smoke run"; python tests/benchmarks/bench.py --quick
