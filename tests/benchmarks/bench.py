@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workloads import QUICK, WORKLOADS, Workload
 
+PEER_ROUNDS = 2
 PEERS = {
     "lcel-trace+otel": "lcel-trace",
     "openinference": "openinference-instrumentation-langchain",
@@ -398,9 +399,10 @@ def main() -> None:
         sections.append(section)
     peer_ratios: dict[str, dict[str, float]] = {}
     if not (args.quick or args.no_peers):
-        table, peer_ratios = peers(names, rounds=3, blocks=args.blocks)
+        table, peer_ratios = peers(names, rounds=PEER_ROUNDS, blocks=args.blocks)
         section = (
-            f"### Peers: each in its own processes ({args.blocks} plain/traced pairs × 3 rounds)"
+            f"### Peers: each in its own processes ({args.blocks} plain/traced pairs × "
+            f"{PEER_ROUNDS} rounds)"
             f"\n\n{table}"
         )
         print(f"\n{section}", flush=True)
@@ -414,8 +416,8 @@ def main() -> None:
 
 def default_rounds(workload: Workload) -> int:
     if workload.tokens >= 10_000:
-        return 4
-    return 8 if workload.tokens else 15
+        return 3
+    return 6 if workload.tokens else 12
 
 
 if __name__ == "__main__":
