@@ -187,8 +187,9 @@ class OtelExporter(BaseExporter):
             is_root = context is root_context
             workflow = (trace_name or span.name) if is_root else None
             attributes = self.attributes(span, workflow)
-            if is_root and self._trace_ids is not None and pending.start:
-                self._trace_ids.next_trace_id = int(pending.start.trace_id, 16)
+            start = pending.start
+            if is_root and self._trace_ids and start and start.otel_parent_span_id is None:
+                self._trace_ids.next_trace_id = int(start.trace_id, 16)  # used by the next line
             otel_span = self._tracer.start_span(
                 self.span_name(span, workflow),
                 context=context,
