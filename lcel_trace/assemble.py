@@ -63,11 +63,12 @@ REQUEST_PARAMS = (
 MAX_AGGREGATED_CHUNKS = 10_000
 
 # Wall-clock nanoseconds from a monotonic source, so spans never run backwards.
-_EPOCH_OFFSET_NS = time.time_ns() - time.perf_counter_ns()
+# (Per-chunk paths inline `EPOCH_OFFSET_NS + time.perf_counter_ns()`: one call less.)
+EPOCH_OFFSET_NS = time.time_ns() - time.perf_counter_ns()
 
 
 def now_ns() -> int:
-    return _EPOCH_OFFSET_NS + time.perf_counter_ns()
+    return EPOCH_OFFSET_NS + time.perf_counter_ns()
 
 
 def run_type_of(family: str, name: str, name_run_types: Mapping[str, RunType]) -> RunType:

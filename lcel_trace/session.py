@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from typing import Any, Literal
@@ -227,6 +227,13 @@ class TraceSession:
                     or ts_ns - self._last_handoff_ns > HANDOFF_INTERVAL_NS
                 ):
                     self._hand_off(ts_ns)
+
+    def chunk_sink(self, run_id: str) -> Callable[[str, int, Any], None]:
+        """What a tap on `run_id` should call per chunk: the assembler's counter directly
+        when no exporter records this run's chunks (one call less per chunk)."""
+        if self._record_all_chunks or (self._record_root_chunks and run_id == self.root_run_id):
+            return self.on_chunk
+        return self._assembler.chunk
 
     def observe_chunk(self, run_id: str, chunk: Any) -> None:
         """A chunk seen in an event stream the session did not tap itself."""
