@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -449,6 +449,12 @@ class Recorder(BaseCallbackHandler):
 
 class StreamingRecorder(Recorder):
     """A `Recorder` that also taps stream output, so chain steps report their chunks."""
+
+    def claim_tap(self, run_id: str) -> Callable[[str, int, Any], None]:
+        """Let the caller count `run_id`'s chunks itself (the wrapper's own iterator does,
+        for the root): no tap generator, one layer less per chunk. Returns the sink."""
+        self._tapped.add(UUID(run_id))
+        return self._session.chunk_sink(run_id)
 
     def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[T]) -> AsyncIterator[T]:
         if run_id in self._tapped:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar, cast
 from uuid import UUID
@@ -32,6 +33,7 @@ from langchain_core.utils.pydantic import TypeBaseModel
 from langchain_core.utils.uuid import uuid7
 
 from lcel_trace._log import warn_once
+from lcel_trace.assemble import EPOCH_OFFSET_NS
 from lcel_trace.export import SpanExporter
 from lcel_trace.recorder import StreamingRecorder
 from lcel_trace.redact import Redact, Redactor
@@ -381,6 +383,8 @@ class _TracedIterator(Iterator[T], Generic[T]):
         self._session: TraceSession | None = None
         self._source: Iterator[T] | None = None
         self._stream: Iterator[T] | None = None
+        self._root_sink: Callable[[str, int, Any], None] | None = None
+        self._root_id = ""
         self._done = False
 
     def __iter__(self) -> Iterator[T]:
@@ -393,13 +397,16 @@ class _TracedIterator(Iterator[T], Generic[T]):
             self._open()
         assert self._stream is not None
         try:
-            return next(self._stream)
+            item = next(self._stream)
         except StopIteration:
             self._end(None)
             raise
         except BaseException as exc:
             self._end(exc)
             raise
+        if self._root_sink is not None:
+            self._root_sink(self._root_id, EPOCH_OFFSET_NS + time.perf_counter_ns(), item)
+        return item
 
     def _open(self) -> None:
         session, config = self._owner._begin(self._config, streaming=True)
@@ -410,10 +417,10 @@ class _TracedIterator(Iterator[T], Generic[T]):
             self._end(exc)
             raise
         recorder = session.recorder if session is not None else None
-        if isinstance(recorder, StreamingRecorder):
-            self._stream = recorder.tap_output_iter(UUID(recorder.root_run_id), source)
-        else:
-            self._stream = iter(source)
+        if isinstance(recorder, StreamingRecorder):  # the root's chunks are counted here
+            self._root_id = recorder.root_run_id
+            self._root_sink = recorder.claim_tap(self._root_id)
+        self._stream = iter(source)
 
     def _end(self, error: BaseException | None) -> None:
         if self._done:
@@ -463,6 +470,8 @@ class _TracedAsyncIterator(AsyncIterator[T], Generic[T]):
         self._session: TraceSession | None = None
         self._source: AsyncIterator[T] | None = None
         self._stream: AsyncIterator[T] | None = None
+        self._root_sink: Callable[[str, int, Any], None] | None = None
+        self._root_id = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done = False
 
@@ -483,6 +492,8 @@ class _TracedAsyncIterator(AsyncIterator[T], Generic[T]):
         except BaseException as exc:
             self._end(exc)
             raise
+        if self._root_sink is not None:
+            self._root_sink(self._root_id, EPOCH_OFFSET_NS + time.perf_counter_ns(), item)
         if self._observe is not None and self._session is not None:
             try:
                 self._observe(self._session, item)
@@ -500,10 +511,10 @@ class _TracedAsyncIterator(AsyncIterator[T], Generic[T]):
             self._end(exc)
             raise
         recorder = session.recorder if session is not None else None
-        if isinstance(recorder, StreamingRecorder):
-            self._stream = recorder.tap_output_aiter(UUID(recorder.root_run_id), source)
-        else:
-            self._stream = aiter(source)
+        if isinstance(recorder, StreamingRecorder):  # the root's chunks are counted here
+            self._root_id = recorder.root_run_id
+            self._root_sink = recorder.claim_tap(self._root_id)
+        self._stream = aiter(source)
 
     def _end(self, error: BaseException | None) -> None:
         if self._done:
