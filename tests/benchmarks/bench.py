@@ -2,6 +2,7 @@
 
     bash tests/benchmarks/run.sh               # the full run (sets up .venv with the peers)
     bash tests/benchmarks/run.sh --quick       # a smoke run, small sizes (CI)
+    bash tests/benchmarks/run.sh --profile stream "chat 1k"   # where the time goes
     python tests/benchmarks/bench.py --help
 
 In-process part: per workload (prompt | model | parser at 1,000 and 10,000 tokens, a
@@ -359,7 +360,7 @@ def targets(results: list[Result], peer_ratios: dict[str, dict[str, float]]) -> 
                 )
             )
     ours, theirs = peer_ratios.get("lcel-trace+otel", {}), peer_ratios.get("openinference", {})
-    for name in ours.keys() & theirs.keys():
+    for name in (n for n in ours if n in theirs):
         lines.append(
             f"{name}: lcel-trace+OTel {ours[name]:.3f}× vs OpenInference {theirs[name]:.3f}× "
             f"plain astream: {'holds' if ours[name] <= theirs[name] else 'MISSED'} (never slower)"
@@ -375,6 +376,11 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="skip the peer processes")
     parser.add_argument("--blocks", type=int, default=2, help="plain/traced process pairs per peer")
     parser.add_argument("--markdown", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--profile",
+        choices=("astream", "stream"),
+        help="instead of timing: cProfile the traced call of the (first) named workload",
+    )
     parser.add_argument("--child", nargs=2, metavar=("TRACER", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -382,6 +388,9 @@ def main() -> None:
         return
     catalogue = QUICK if args.quick else WORKLOADS
     names = args.workloads or list(catalogue)
+    if args.profile:
+        profile({**WORKLOADS, **QUICK}[names[0]], args.profile)
+        return
     header = (
         f"python {platform.python_version()} · langchain-core {metadata.version('langchain-core')}"
         f" · lcel-trace {metadata.version('lcel-trace')} · {os.cpu_count()} CPUs"
@@ -412,6 +421,31 @@ def main() -> None:
     sections.append(verdicts)
     if args.markdown:
         args.markdown.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
+def profile(workload: Workload, entry: str) -> None:
+    """cProfile one traced call (JSONL exporter attached): where the time goes, by function."""
+    import cProfile
+    import pstats
+
+    from lcel_trace import trace
+    from lcel_trace.exporters import JsonlExporter
+
+    with tempfile.TemporaryDirectory() as tmp, JsonlExporter(Path(tmp) / "p.jsonl") as jsonl:
+        traced = trace(workload.make(), exporters=[jsonl])
+        if entry == "stream":
+            run_sync = workload.stream(traced)
+            run_sync()
+            profiler = cProfile.Profile()
+            profiler.runcall(run_sync)
+        else:
+            run = workload.astream(traced)
+            asyncio.run(run())
+            profiler = cProfile.Profile()
+            profiler.runcall(asyncio.run, run())
+    stats = pstats.Stats(profiler).sort_stats("tottime")
+    stats.print_stats(25)
+    stats.sort_stats("cumtime").print_stats("lcel_trace", 15)
 
 
 def default_rounds(workload: Workload) -> int:
