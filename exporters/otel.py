@@ -40,12 +40,14 @@ from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
 
 from .genai_messages import (
     GenAIMessage,
+    cut,
     input_messages,
     openinference_attributes,
     output_messages,
 )
 
 Attributes = dict[str, AttributeValue]
+_Messages = tuple[list[GenAIMessage] | None, list[GenAIMessage] | None]  # input, output
 
 # GenAI operation per run type (OpenTelemetry GenAI semantic conventions).
 OPERATION = {"chat_model": "chat", "llm": "text_completion", "tool": "execute_tool"}
@@ -180,14 +182,14 @@ class OtelExporter(BaseExporter):
         for span in spans:
             children[span.parent_id if span.parent_id in ids else None].append(span)
         root_context = self._root_context(pending.start)
-        trace_name = pending.start.name if pending.start else None
+        start = pending.start
+        trace_name = start.name if start else None
         stack = [(span, root_context) for span in sorted(children[None], key=_start)]
         while stack:
             span, context = stack.pop()
             is_root = context is root_context
             workflow = (trace_name or span.name) if is_root else None
             attributes = self.attributes(span, workflow)
-            start = pending.start
             if is_root and self._trace_ids and start and start.otel_parent_span_id is None:
                 self._trace_ids.next_trace_id = int(start.trace_id, 16)  # used by the next line
             otel_span = self._tracer.start_span(
@@ -288,10 +290,16 @@ class OtelExporter(BaseExporter):
                 attrs["gen_ai.tool.call.id"] = str(facts["tool_call_id"])
         if span.status == "error" and span.error is not None:
             attrs["error.type"] = span.error.type
+        no_messages: _Messages = (None, None)
+        messages = (
+            self._messages(span)
+            if self.capture_content and span.run_type == "chat_model"
+            else no_messages
+        )
         if self.capture_content:
-            self._content_attributes(span, attrs)
+            self._content_attributes(span, attrs, messages)
         if "openinference" in self.conventions:
-            self._openinference_attributes(span, attrs)
+            self._openinference_attributes(span, attrs, messages)
         return attrs
 
     def _model_attributes(self, span: Span, facts: Mapping[str, Any], attrs: Attributes) -> None:
@@ -320,38 +328,34 @@ class OtelExporter(BaseExporter):
             attrs["gen_ai.request.stream"] = True
             attrs["gen_ai.response.time_to_first_chunk"] = ttft / 1e9
 
-    def _content_attributes(self, span: Span, attrs: Attributes) -> None:
+    def _content_attributes(self, span: Span, attrs: Attributes, messages: _Messages) -> None:
         if span.inputs is not None:
             attrs["lcel.input"] = self._json(span.inputs)
         if span.outputs is not None:
             attrs["lcel.output"] = self._json(span.outputs)
-        if span.run_type == "chat_model":
-            inputs, outputs = self._messages(span)
-            if inputs:
-                attrs["gen_ai.input.messages"] = json.dumps(inputs, ensure_ascii=False)
-            if outputs:
-                attrs["gen_ai.output.messages"] = json.dumps(outputs, ensure_ascii=False)
+        inputs, outputs = messages
+        if inputs:
+            attrs["gen_ai.input.messages"] = json.dumps(inputs, ensure_ascii=False)
+        if outputs:
+            attrs["gen_ai.output.messages"] = json.dumps(outputs, ensure_ascii=False)
 
-    def _messages(self, span: Span) -> tuple[list[GenAIMessage] | None, list[GenAIMessage] | None]:
+    def _messages(self, span: Span) -> _Messages:
         finish_reason = span.attributes.get("finish_reason")
         return (
             input_messages(span.inputs, self._limit),
             output_messages(span.outputs, str(finish_reason or "") or None, self._limit),
         )
 
-    def _openinference_attributes(self, span: Span, attrs: Attributes) -> None:
+    def _openinference_attributes(self, span: Span, attrs: Attributes, messages: _Messages) -> None:
         attrs["openinference.span.kind"] = OPENINFERENCE_KIND.get(span.run_type, "CHAIN")
-        if self.capture_content:
-            if span.inputs is not None:
-                attrs["input.value"] = self._json(span.inputs)
-                attrs["input.mime_type"] = "application/json"
-            if span.outputs is not None:
-                attrs["output.value"] = self._json(span.outputs)
-                attrs["output.mime_type"] = "application/json"
-            if span.run_type == "chat_model":
-                inputs, outputs = self._messages(span)
-                attrs.update(openinference_attributes("llm.input_messages", inputs or []))
-                attrs.update(openinference_attributes("llm.output_messages", outputs or []))
+        # the same content as lcel.input/lcel.output, serialised once
+        for ours, theirs in (("lcel.input", "input"), ("lcel.output", "output")):
+            if ours in attrs:
+                attrs[f"{theirs}.value"] = attrs[ours]
+                attrs[f"{theirs}.mime_type"] = "application/json"
+        inputs, outputs = messages
+        attrs.update(openinference_attributes("llm.input_messages", inputs or []))
+        attrs.update(openinference_attributes("llm.output_messages", outputs or []))
         if span.model:
             attrs["llm.model_name"] = span.model
         if span.usage is not None:
@@ -389,9 +393,7 @@ class OtelExporter(BaseExporter):
         text = (
             value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
         )
-        if len(text) <= self._limit:
-            return text
-        return text[: self._limit] + "…"
+        return cut(text, self._limit)
 
     def _scalar(self, value: Any) -> AttributeValue:
         if isinstance(value, (str, bool, int, float)):
