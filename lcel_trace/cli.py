@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--exit-after", type=int, metavar="N", help="stop after N traces")
     tail.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     tail.set_defaults(handler=_tail)
+
+    html = commands.add_parser("html", help="write a self-contained HTML waterfall page")
+    html.add_argument("file", type=Path)
+    html.add_argument("-o", "--output", type=Path, metavar="OUT", help="default: FILE.html")
+    html.add_argument("--trace", metavar="ID", help="only this trace (id or unique prefix)")
+    html.set_defaults(handler=_html)
     return parser
 
 
@@ -253,6 +259,27 @@ def _replay(args: argparse.Namespace) -> int:
     exporter.shutdown()
     provider.shutdown()
     print(f"replayed {sent} traces from {args.file}", file=sys.stderr)
+    return 0
+
+
+# -- html ----------------------------------------------------------------------------------
+
+
+def _html(args: argparse.Namespace) -> int:
+    from lcel_trace.replay import read_traces
+    from lcel_trace.timeline import render_html
+
+    traces = read_traces(args.file)
+    if args.trace is not None:
+        traces = [t for t in traces if t.trace_id.startswith(args.trace)]
+        if len(traces) != 1:
+            found = "no trace" if not traces else f"{len(traces)} traces"
+            raise LookupError(f"{found} in {args.file} with id {args.trace!r}")
+    output = args.output or args.file.with_suffix(".html")
+    if output.resolve() == args.file.resolve():
+        raise ValueError(f"{output} is the input file; choose another with -o")
+    output.write_text(render_html(traces, title=args.file.name), encoding="utf-8")
+    print(f"wrote {output} ({len(traces)} traces)", file=sys.stderr)
     return 0
 
 
