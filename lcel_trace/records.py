@@ -27,6 +27,9 @@ from lcel_trace.span import (
 
 FORMAT = "lcel-trace/1"
 Record = TraceStart | TraceEvent | Span | TraceEnd
+RECORD_TYPES: frozenset[str] = frozenset(("trace_start", "event", "span", "trace_end"))
+# Timestamps and counts are non-negative 64-bit integers, as the recorder writes them.
+MAX_INT = 2**63
 
 
 def encode_line(record: Record, max_str: int | None = None) -> bytes:
@@ -182,41 +185,44 @@ def _read_span(obj: dict[str, Any]) -> Span:
         end_ns=_int(obj, "end_ns"),
         status=cast("Any", _choice(obj, "status", STATUSES)),
         error=_read_error(obj.get("error")),
-        inputs=from_jsonable(obj.get("inputs")),
-        outputs=from_jsonable(obj.get("outputs")),
+        inputs=_revive(obj, "inputs"),
+        outputs=_revive(obj, "outputs"),
         tags=_str_tuple(obj, "tags"),
-        metadata=_mapping(from_jsonable(obj.get("metadata") or {}), "metadata"),
+        metadata=_mapping(_revive(obj, "metadata", {}), "metadata"),
         chunk_count=_int(obj, "chunk_count"),
         first_chunk_ns=_opt_int(obj, "first_chunk_ns"),
         usage=usage,
         model=_opt_str(obj, "model"),
         events=tuple(_read_span_event(e) for e in events),
-        attributes=_mapping(from_jsonable(obj.get("attributes") or {}), "attributes"),
+        attributes=_mapping(_revive(obj, "attributes", {}), "attributes"),
     )
 
 
 def _read_span_event(obj: Any) -> SpanEvent:
     if not isinstance(obj, dict):
         raise ValueError("span events must be objects")
-    return SpanEvent(_str(obj, "name"), _int(obj, "ts_ns"), from_jsonable(obj.get("data")))
+    return SpanEvent(_str(obj, "name"), _int(obj, "ts_ns"), _revive(obj, "data"))
 
 
 def _read_event(obj: dict[str, Any]) -> TraceEvent:
     parent_ids = obj.get("parent_ids") or []
     if not isinstance(parent_ids, list) or not all(isinstance(p, str) for p in parent_ids):
         raise ValueError("'parent_ids' must be a list of strings")
-    data = from_jsonable(obj.get("data") or {})
+    kind = _choice(obj, "kind", EVENT_KINDS)
+    data = _mapping(_revive(obj, "data", {}), "data")
+    if kind == "stream":
+        _check_chunks(data.get("chunks", []))
     return TraceEvent(
         trace_id=obj["trace_id"],
-        kind=cast("Any", _choice(obj, "kind", EVENT_KINDS)),
+        kind=cast("Any", kind),
         event=_str(obj, "event"),
         run_id=_str(obj, "run_id"),
         parent_ids=tuple(parent_ids),
         name=_str(obj, "name"),
         run_type=cast("Any", _choice(obj, "run_type", RUN_TYPES)),
         tags=_str_tuple(obj, "tags"),
-        metadata=_mapping(from_jsonable(obj.get("metadata") or {}), "metadata"),
-        data=_mapping(data, "data"),
+        metadata=_mapping(_revive(obj, "metadata", {}), "metadata"),
+        data=data,
         ts_ns=_int(obj, "ts_ns"),
     )
 
@@ -244,7 +250,38 @@ def _int(obj: Mapping[str, Any], key: str) -> int:
     value = obj.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"{key!r} must be an integer, got {_type_name(value)}")
+    if not 0 <= value < MAX_INT:
+        raise ValueError(f"{key!r} must be in [0, 2**63), got {_short(value)}")
     return value
+
+
+def _short(value: int) -> str:
+    bits = value.bit_length()
+    return str(value) if bits <= 96 else f"an integer of {bits} bits"
+
+
+def _revive(obj: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """`from_jsonable` on one field; LangChain's loader can fail in any way on hostile
+    content, so every failure becomes a `ValueError` naming the field."""
+    value = obj.get(key)
+    if default is not None and not value:
+        value = default
+    try:
+        return from_jsonable(value)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"cannot rebuild {key!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _check_chunks(chunks: Any) -> None:
+    """Stream records hold `[ts_ns, chunk]` pairs."""
+    if not isinstance(chunks, list):
+        raise ValueError("stream 'chunks' must be a list of [ts_ns, chunk] pairs")
+    for pair in chunks:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError("stream 'chunks' must be a list of [ts_ns, chunk] pairs")
+        _int({"chunk ts_ns": pair[0]}, "chunk ts_ns")
 
 
 def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:

@@ -1,159 +1,57 @@
-"""Reading `lcel-trace/1` files back, and playing them again.
+"""Playing `lcel-trace/1` files again.
 
-`read_traces` gives validated traces; `replay_events` the recorded v2 events with their
-timing; `replay_runnable` a stand-in runnable that re-streams a recorded output;
-`reexport` sends recorded spans to any exporter with their original ids and times.
-
-A trace file is untrusted input. Every line is parsed and validated; a bad line is
-reported as `file:line: reason`. A partial last line (a writer killed mid-write) is
-reported as a warning and skipped, since everything before it is whole.
+`read_traces` gives validated traces (see `lcel_trace.reader`); `replay_events` the
+recorded v2 events with their timing; `replay_runnable` a stand-in runnable that
+re-streams a recorded output; `reexport` sends recorded spans to any exporter with their
+original ids and times. Everything that replays or re-sends ids reads the file with
+`strict_ids`, so ids that are not the format's own are a `TraceFileError`, never sent on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 import time
-import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from lcel_trace.assemble import SpanAssembler
 from lcel_trace.export import SpanExporter, processor_for
-from lcel_trace.records import Record, from_line
-from lcel_trace.span import Span, Trace, TraceEnd, TraceEvent, TraceStart
+from lcel_trace.reader import (
+    MAX_LINE_BYTES,
+    MAX_NESTING,
+    TraceFileError,
+    TruncatedTraceWarning,
+    nesting_depth,
+    read_traces,
+)
+from lcel_trace.records import Record
+from lcel_trace.span import Trace, TraceEnd, TraceStart
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
-MAX_NESTING = 64
-# JSON strings and brackets; used to measure nesting without recursing into it.
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+__all__ = [
+    "MAX_GAP_S",
+    "MAX_LINE_BYTES",
+    "MAX_NESTING",
+    "RecordedError",
+    "ReplayRunnable",
+    "TraceFileError",
+    "TruncatedTraceWarning",
+    "nesting_depth",
+    "read_traces",
+    "reexport",
+    "replay_events",
+    "replay_runnable",
+]
 
-
-def nesting_depth(raw: bytes) -> int:
-    """How deeply a JSON text nests arrays and objects (brackets inside strings ignored).
-
-    Checked before parsing: letting the JSON decoder recurse into hostile input and
-    fail with RecursionError also upsets the interpreter's recursion bookkeeping.
-    """
-    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:
-        return 0
-    depth = deepest = 0
-    for match in _JSON_TOKENS.finditer(raw):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return deepest
-
-
-class TraceFileError(ValueError):
-    """A trace file line that cannot be read: `path:line: reason`."""
-
-    def __init__(self, path: str | os.PathLike[str], line: int, reason: str) -> None:
-        super().__init__(f"{os.fspath(path)}:{line}: {reason}")
-        self.path = os.fspath(path)
-        self.line = line
-        self.reason = reason
-
-
-class TruncatedTraceWarning(UserWarning):
-    """The file ends in a partial line, as a writer killed mid-write leaves it."""
-
-
-def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
-    """Every record in the file, in file order, validated."""
-    with open(path, "rb") as handle:
-        number = 0
-        for number, raw in enumerate(handle, start=1):
-            if len(raw) > MAX_LINE_BYTES:
-                raise TraceFileError(path, number, f"line longer than {MAX_LINE_BYTES} bytes")
-            if nesting_depth(raw) > MAX_NESTING:
-                raise TraceFileError(path, number, f"nesting deeper than {MAX_NESTING}")
-            complete = raw.endswith(b"\n")
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-                obj = json.loads(text)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-                if not complete:
-                    warnings.warn(
-                        f"{os.fspath(path)}:{number}: partial last line skipped",
-                        TruncatedTraceWarning,
-                        stacklevel=2,
-                    )
-                    return
-                raise TraceFileError(path, number, f"not valid JSON ({exc})") from None
-            try:
-                yield from_line(obj)
-            except (ValueError, RecursionError) as exc:
-                raise TraceFileError(path, number, str(exc)) from None
-
-
-@dataclass
-class _Pending:
-    start: TraceStart | None = None
-    end: TraceEnd | None = None
-    events: list[TraceEvent] = field(default_factory=list)
-    spans: list[Span] = field(default_factory=list)
-
-
-def read_traces(path: str | os.PathLike[str]) -> list[Trace]:
-    """The traces in a file, in order of their first line; interleaved traces are
-    separated by id. Spans come from span lines, or are rebuilt from the events by the
-    same assembler the recorder uses when a trace has none (a crash mid-trace)."""
-    pending: dict[str, _Pending] = {}
-    for record in iter_records(path):
-        entry = pending.setdefault(record.trace_id, _Pending())
-        if isinstance(record, TraceStart):
-            entry.start = record
-        elif isinstance(record, TraceEnd):
-            entry.end = record
-        elif isinstance(record, TraceEvent):
-            entry.events.append(record)
-        else:
-            entry.spans.append(record)
-    return [_to_trace(trace_id, entry) for trace_id, entry in pending.items()]
-
-
-def _to_trace(trace_id: str, entry: _Pending) -> Trace:
-    spans = entry.spans
-    root_run_id = entry.start.root_run_id if entry.start else None
-    if not spans and entry.events:
-        assembler = SpanAssembler(
-            trace_id,
-            root_parent_id=entry.start.otel_parent_span_id if entry.start else None,
-        )
-        for event in entry.events:
-            span = assembler.feed(event)
-            if span is not None:
-                spans.append(span)
-        last_ts = max(e.ts_ns for e in entry.events)
-        spans.extend(assembler.abort("incomplete", None, last_ts))
-    times = [s.start_ns for s in spans] + [s.end_ns for s in spans]
-    start_ns = entry.start.start_ns if entry.start else min(times, default=0)
-    end_ns = entry.end.end_ns if entry.end else max(times, default=start_ns)
-    return Trace(
-        trace_id=trace_id,
-        name=entry.start.name if entry.start else (spans[0].name if spans else ""),
-        status=entry.end.status if entry.end else "incomplete",
-        start_ns=start_ns,
-        end_ns=end_ns,
-        spans=tuple(spans),
-        events=tuple(entry.events),
-        root_run_id=root_run_id,
-    )
+MAX_GAP_S = 60.0
+"""The longest recorded gap a replay reproduces (before dividing by `speed`): a file's
+timestamps are untrusted, and a gap of years must not stall a replay for years."""
+_MAX_GAP_NS = int(MAX_GAP_S * 1e9)
 
 
 def _chosen(path: str | os.PathLike[str], trace_id: str | None) -> list[Trace]:
-    traces = read_traces(path)
+    traces = read_traces(path, strict_ids=True)
     if trace_id is not None:
         traces = [t for t in traces if t.trace_id == trace_id]
         if not traces:
@@ -188,22 +86,28 @@ def _v2_events(trace: Trace) -> list[tuple[int, dict[str, Any]]]:
 
 
 class _Pacer:
-    """Reproduces recorded gaps between timestamps, divided by `speed` (0 = no waiting)."""
+    """Reproduces recorded gaps between timestamps, divided by `speed` (0 = no waiting).
+
+    Each gap is cut to `MAX_GAP_S` first; a timestamp earlier than the one before it
+    is a gap of zero."""
 
     def __init__(self, speed: float) -> None:
-        if speed < 0:
+        if not speed >= 0:
             raise ValueError(f"speed must be >= 0 (0 = as fast as possible), got {speed}")
         self.speed = speed
-        self._first_ts: int | None = None
+        self._last_ts: int | None = None
+        self._recorded_ns = 0
         self._origin = 0
 
     def _delay(self, ts_ns: int) -> float:
         if self.speed == 0:
             return 0.0
-        if self._first_ts is None:
-            self._first_ts, self._origin = ts_ns, time.perf_counter_ns()
+        if self._last_ts is None:
+            self._last_ts, self._origin = ts_ns, time.perf_counter_ns()
             return 0.0
-        due = self._origin + (ts_ns - self._first_ts) / self.speed
+        self._recorded_ns += min(max(ts_ns - self._last_ts, 0), _MAX_GAP_NS)
+        self._last_ts = max(ts_ns, self._last_ts)
+        due = self._origin + self._recorded_ns / self.speed
         return max(0.0, (due - time.perf_counter_ns()) / 1e9)
 
     async def wait(self, ts_ns: int) -> None:
@@ -222,7 +126,8 @@ async def replay_events(
 ) -> AsyncIterator[dict[str, Any]]:
     """The recorded events as `astream_events(version="v2")`-shaped dicts, LangChain
     objects rebuilt, with their original relative timing divided by `speed`
-    (0 = as fast as possible). Several traces in one file are merged by time."""
+    (0 = as fast as possible; no single gap longer than `MAX_GAP_S` / `speed`).
+    Several traces in one file are merged by time."""
     pacer = _Pacer(speed)
     events = [pair for trace in _chosen(path, trace_id) for pair in _v2_events(trace)]
     events.sort(key=lambda pair: pair[0])
@@ -325,7 +230,7 @@ def reexport(
 ) -> int:
     """Send every recorded trace, with its original ids and timestamps, to `exporters`;
     return how many traces were sent. Flushes the exporters before returning."""
-    traces = read_traces(path)
+    traces = read_traces(path, strict_ids=True)
     for trace in traces:
         batch = _records_of(trace)
         for exporter in exporters:

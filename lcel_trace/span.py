@@ -142,21 +142,41 @@ class SpanNode:
     children: tuple[SpanNode, ...] = ()
 
     def walk(self) -> Iterator[SpanNode]:
-        yield self
-        for child in self.children:
-            yield from child.walk()
+        """This node and every node under it, depth first, parents before children
+        (an explicit stack: a deep chain of spans cannot exhaust the recursion limit)."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
 
     def shape(self) -> dict[str, Any]:
         """The tree as nested `{name: [children...]}` dicts, handy in assertions."""
-        return {self.span.name: [child.shape() for child in self.children]}
+        shapes: dict[int, dict[str, Any]] = {}
+        for node in reversed(list(self.walk())):  # children before their parents
+            kids = [shapes.pop(id(child)) for child in node.children]
+            shapes[id(node)] = {node.span.name: kids}
+        return shapes[id(self)]
 
     def render(self) -> str:
         """A plain-text tree: name, run type, status, duration and time to first chunk."""
         lines: list[str] = []
-        self._render_into(lines, "", "")
+        stack: list[tuple[SpanNode, str, str]] = [(self, "", "")]
+        while stack:
+            node, head, tail = stack.pop()
+            lines.append(f"{head}{node._label()}")
+            last = len(node.children) - 1
+            for i, child in reversed(list(enumerate(node.children))):
+                stack.append(
+                    (
+                        child,
+                        tail + ("└─ " if i == last else "├─ "),
+                        tail + ("   " if i == last else "│  "),
+                    )
+                )
         return "\n".join(lines)
 
-    def _render_into(self, lines: list[str], head: str, tail: str) -> None:
+    def _label(self) -> str:
         span = self.span
         facts = [span.run_type, span.status, f"{span.duration_ns / 1e6:.1f} ms"]
         ttft = span.time_to_first_chunk_ns
@@ -166,12 +186,7 @@ class SpanNode:
             facts.append(f"{span.chunk_count} chunks")
         if span.usage is not None and span.usage.total_tokens is not None:
             facts.append(f"{span.usage.total_tokens} tokens")
-        lines.append(f"{head}{span.name} [{', '.join(facts)}]")
-        for i, child in enumerate(self.children):
-            last = i == len(self.children) - 1
-            child._render_into(
-                lines, tail + ("└─ " if last else "├─ "), tail + ("   " if last else "│  ")
-            )
+        return f"{span.name} [{', '.join(facts)}]"
 
     def __str__(self) -> str:
         return self.render()
@@ -210,14 +225,34 @@ class Trace:
         raise LookupError(f"no span named {name!r} in trace {self.trace_id}")
 
     def children(self, span: Span) -> list[Span]:
+        """The spans whose parent is `span`, in start order."""
         return sorted(
             (s for s in self.spans if s.parent_id == span.span_id), key=lambda s: s.start_ns
         )
 
     def tree(self) -> SpanNode:
-        """The spans as a tree under the root, children in start order."""
+        """The spans as a tree under the root, children in start order.
 
-        def build(span: Span) -> SpanNode:
-            return SpanNode(span, tuple(build(child) for child in self.children(span)))
-
-        return build(self.root)
+        Linear and without recursion: one index of children by parent id, nodes built
+        bottom-up. Each span appears at most once, so parent links that loop (which
+        `read_traces` refuses anyway) or repeated span ids cannot make it loop or blow up.
+        """
+        by_parent: dict[str | None, list[int]] = {}
+        for position, span in enumerate(self.spans):
+            by_parent.setdefault(span.parent_id, []).append(position)
+        root = self.root
+        root_position = next(i for i, s in enumerate(self.spans) if s is root)
+        placed = {root_position}
+        order = [root_position]  # parents before children
+        kids: dict[int, list[int]] = {}
+        for position in order:  # grows while it is walked: a breadth-first queue
+            mine = [i for i in by_parent.get(self.spans[position].span_id, ()) if i not in placed]
+            mine.sort(key=lambda i: self.spans[i].start_ns)
+            placed.update(mine)
+            kids[position] = mine
+            order.extend(mine)
+        nodes: dict[int, SpanNode] = {}
+        for position in reversed(order):
+            children = tuple(nodes.pop(i) for i in kids[position])
+            nodes[position] = SpanNode(self.spans[position], children)
+        return nodes[root_position]
