@@ -6,79 +6,156 @@ Bad input of any kind ends in one line on stderr and exit code 2, never a traceb
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
+import os
 import sys
 import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console
-from rich.tree import Tree
+from lcel_trace.span import STATUSES, Span, SpanNode, Trace, TraceEnd, TraceEvent, TraceStart
+from lcel_trace.terminal import one_line, visible
 
-from lcel_trace.records import from_line
-from lcel_trace.replay import MAX_NESTING, TraceFileError, nesting_depth, read_traces, reexport
-from lcel_trace.span import Span, SpanNode, Trace, TraceEnd, TraceEvent, TraceStart
+if TYPE_CHECKING:
+    # Imported where used: `--help` and `--version` must not wait for LangChain or rich.
+    from rich.console import Console, RenderableType
+    from rich.text import Text
+    from rich.tree import Tree
+
+    from lcel_trace.records import from_line
+    from lcel_trace.replay import MAX_NESTING, TraceFileError, nesting_depth
 
 EXIT_BAD_INPUT = 2
 STATUS_STYLE = {"ok": "green", "error": "bold red", "cancelled": "yellow", "incomplete": "magenta"}
 
 
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {visible(message)} (see --help)\n")
+
+
+class _Version(argparse.Action):
+    """`--version`: looks the installed version up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("lcel-trace")
+        except PackageNotFoundError:
+            number = "unknown"
+        print(f"lcel-trace {number}")
+        parser.exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        _bind_tail_names()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             code = handler(args)
         for warning in caught:
-            print(f"lcel-trace: warning: {warning.message}", file=sys.stderr)
+            print(f"lcel-trace: warning: {visible(warning.message)}", file=sys.stderr)
+        sys.stdout.flush()
         return code
-    except (TraceFileError, OSError, LookupError, ValueError) as exc:
-        print(f"lcel-trace: error: {exc}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, and point stdout at devnull
+        # so the interpreter's own flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    except (OSError, LookupError, ValueError) as exc:
+        print(f"lcel-trace: error: {visible(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lcel-trace", description="Read lcel-trace JSONL trace files.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _bind_tail_names() -> None:
+    """Binds the heavy module-level names `_tail` (and `_html`) use, imported only once a
+    command runs. Temporary, until those functions import what they need themselves."""
+    from rich.console import Console
 
-    show = commands.add_parser(
-        "show", help="a tree per trace: type, duration, TTFT, tokens, status"
+    from lcel_trace.records import from_line
+    from lcel_trace.replay import MAX_NESTING, TraceFileError, nesting_depth, read_traces
+
+    globals().update(
+        Console=Console,
+        from_line=from_line,
+        MAX_NESTING=MAX_NESTING,
+        TraceFileError=TraceFileError,
+        nesting_depth=nesting_depth,
+        read_traces=read_traces,
     )
-    show.add_argument("file", type=Path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lcel-trace",
+        description="Read lcel-trace JSONL trace files. Bad input: one line on stderr, exit 2.",
+    )
+    parser.add_argument("--version", action=_Version)
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
+    file_help = "a JSONL trace file written by JsonlExporter"
+
+    show_help = "a tree per trace: type, duration, TTFT, tokens, model, status"
+    show = commands.add_parser("show", help=show_help, description=show_help)
+    show.add_argument("file", type=Path, help=file_help)
     show.add_argument("--json", action="store_true", help="print the traces as JSON")
+    show.add_argument(
+        "--content",
+        action="store_true",
+        help="under each span, its inputs, outputs, tool calls and error (one line each)",
+    )
+    add_selection_args(show)
     show.set_defaults(handler=_show)
 
-    stats = commands.add_parser("stats", help="per span name: count, errors, latency and TTFT")
-    stats.add_argument("file", type=Path)
+    stats_help = (
+        "per span name, model and level (root or nested): count, error rate, latency and "
+        "TTFT percentiles, tokens in/out/total"
+    )
+    stats = commands.add_parser("stats", help=stats_help, description=stats_help)
+    stats.add_argument("file", type=Path, help=file_help)
     stats.add_argument("--json", action="store_true", help="print the table as JSON")
+    add_selection_args(stats)
     stats.set_defaults(handler=_stats)
 
-    validate = commands.add_parser("validate", help="check every line; print a summary")
-    validate.add_argument("file", type=Path)
+    validate_help = "check every line; print a summary"
+    validate = commands.add_parser("validate", help=validate_help, description=validate_help)
+    validate.add_argument("file", type=Path, help=file_help)
     validate.set_defaults(handler=_validate)
 
-    replay = commands.add_parser("replay", help="re-export recorded spans to OpenTelemetry")
-    replay.add_argument("file", type=Path)
+    replay_help = "re-export recorded spans to OpenTelemetry, with their original ids and times"
+    replay = commands.add_parser("replay", help=replay_help, description=replay_help)
+    replay.add_argument("file", type=Path, help=file_help)
     target = replay.add_mutually_exclusive_group(required=True)
-    target.add_argument("--otlp-endpoint", metavar="URL", help="OTLP/HTTP traces URL")
-    target.add_argument("--console", action="store_true", help="print spans to stdout")
+    target.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send to this OTLP/HTTP traces URL (needs the otlp extra)",
+    )
+    target.add_argument(
+        "--console", action="store_true", help="print the spans to stdout as OpenTelemetry JSON"
+    )
     replay.set_defaults(handler=_replay)
 
     tail = commands.add_parser("tail", help="follow a file and show traces as they finish")
-    tail.add_argument("file", type=Path)
+    tail.add_argument("file", type=Path, help=file_help)
     tail.add_argument("--from-start", action="store_true", help="show traces already in it")
     tail.add_argument("--exit-after", type=int, metavar="N", help="stop after N traces")
     tail.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
@@ -92,50 +169,206 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# -- selection (show, stats, html) --------------------------------------------------------
+
+
+def add_selection_args(parser: argparse.ArgumentParser) -> None:
+    """The options that pick traces from a file; `select(traces, args)` applies them."""
+    group = parser.add_argument_group("selection", "which traces to use (all by default)")
+    group.add_argument("--trace", metavar="ID", help="only traces whose id starts with ID")
+    group.add_argument(
+        "--status", choices=sorted(STATUSES), help="only traces that ended with this status"
+    )
+    group.add_argument(
+        "--name", metavar="NAME", help="only traces with this name or root span name"
+    )
+    group.add_argument(
+        "--last",
+        type=_positive_int,
+        metavar="N",
+        help="only the last N traces in the file (after the other options)",
+    )
+
+
+def select(traces: Sequence[Trace], args: argparse.Namespace) -> list[Trace]:
+    """The traces the selection options ask for, in file order. An id prefix that matches
+    no trace is a mistake (LookupError); other options may simply match nothing."""
+    chosen = list(traces)
+    if args.trace is not None:
+        prefix = args.trace.lower()
+        chosen = [t for t in chosen if t.trace_id.lower().startswith(prefix)]
+        if not chosen:
+            raise LookupError(f"{args.file}: no trace id starts with {args.trace!r}")
+    if args.status is not None:
+        chosen = [t for t in chosen if t.status == args.status]
+    if args.name is not None:
+        chosen = [t for t in chosen if args.name in (t.name, _root_name(t))]
+    if args.last is not None:
+        chosen = chosen[-args.last :]
+    return chosen
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _root_name(trace: Trace) -> str | None:
+    try:
+        return trace.root.name
+    except LookupError:
+        return None
+
+
+def _selected(args: argparse.Namespace) -> list[Trace] | None:
+    """The selected traces, or None (after saying so on stderr) when there are none."""
+    from lcel_trace.replay import read_traces
+
+    traces = read_traces(args.file)
+    if traces:
+        traces = select(traces, args)
+        why = "no traces match the selection"
+    else:
+        why = "no traces"
+    if traces:
+        return traces
+    print(f"{visible(args.file)}: {why}", file=sys.stderr)
+    if args.json:
+        print("[]")
+    return None
+
+
 # -- show ----------------------------------------------------------------------------------
+
+MODEL_RUN_TYPES = ("chat_model", "llm")
 
 
 def _show(args: argparse.Namespace) -> int:
-    traces = read_traces(args.file)
+    traces = _selected(args)
+    if traces is None:
+        return 0
     if args.json:
         print(json.dumps([_trace_json(t) for t in traces], indent=2))
         return 0
-    console = Console(highlight=False)
+    from rich.console import Console
+
+    console = Console(highlight=False, emoji=False)
     for trace in traces:
-        _print_tree(console, trace)
+        _print_tree(console, trace, content=args.content)
     return 0
 
 
-def _print_tree(console: Console, trace: Trace) -> None:
-    header = (
-        f"[bold]{trace.name}[/] trace {trace.trace_id} "
-        f"[{STATUS_STYLE.get(trace.status, '')}]{trace.status}[/] "
-        f"{(trace.end_ns - trace.start_ns) / 1e6:.1f} ms"
+def _print_tree(console: Console, trace: Trace, *, content: bool = False) -> None:
+    """One trace as a tree; every string from the file printed as text, never markup."""
+    from rich.text import Text
+    from rich.tree import Tree
+
+    header = Text.assemble(
+        (visible(trace.name), "bold"),
+        f" trace {visible(trace.trace_id)} ",
+        (visible(trace.status), STATUS_STYLE.get(trace.status, "")),
+        f" {(trace.end_ns - trace.start_ns) / 1e6:.1f} ms",
     )
+    model_spans = [s for s in trace.spans if s.run_type in MODEL_RUN_TYPES]
+    if model_spans:
+        tokens_in, tokens_out = _tokens(model_spans, "input"), _tokens(model_spans, "output")
+        header.append(f", tokens {tokens_in} in / {tokens_out} out")
     tree = Tree(header)
     if trace.spans:
-        _add_node(tree, trace.tree())
+        _add_node(tree, trace.tree(), content, console.width)
     console.print(tree)
 
 
-def _add_node(parent: Tree, node: SpanNode) -> None:
-    branch = parent.add(_span_label(node.span))
+def _add_node(parent: Tree, node: SpanNode, content: bool, width: int) -> None:
+    label: RenderableType = _span_label(node.span)
+    if content:
+        from rich.console import Group
+
+        label = Group(label, *_content_lines(node.span, width))
+    branch = parent.add(label)
     for child in node.children:
-        _add_node(branch, child)
+        _add_node(branch, child, content, width)
 
 
-def _span_label(span: Span) -> str:
-    facts = [span.run_type, f"{span.duration_ns / 1e6:.1f} ms"]
+def _span_label(span: Span) -> Text:
+    from rich.text import Text
+
+    facts = [visible(span.run_type), f"{span.duration_ns / 1e6:.1f} ms"]
     ttft = span.time_to_first_chunk_ns
     if ttft is not None:
         facts.append(f"ttft {ttft / 1e6:.1f} ms")
     if span.usage is not None and span.usage.total_tokens is not None:
         facts.append(f"{span.usage.total_tokens} tokens")
+    elif span.run_type in MODEL_RUN_TYPES:
+        facts.append("tokens unknown")
     if span.model:
-        facts.append(span.model)
-    status = f"[{STATUS_STYLE.get(span.status, '')}]{span.status}[/]"
-    error = f" {span.error.type}: {span.error.message}" if span.error else ""
-    return f"{span.name} ({', '.join(facts)}) {status}{error}"
+        facts.append(visible(span.model))
+    label = Text.assemble(
+        visible(span.name),
+        f" ({', '.join(facts)}) ",
+        (visible(span.status), STATUS_STYLE.get(span.status, "")),
+    )
+    if span.error:
+        label.append(f" {visible(span.error.type)}: {visible(span.error.message)}")
+    return label
+
+
+def _content_lines(span: Span, width: int) -> list[Text]:
+    """A span's inputs, outputs, tool calls and error, one line each, cut to `width`."""
+    from rich.text import Text
+
+    lines: list[tuple[str, str]] = []
+    if span.inputs is not None:
+        lines.append(("in", _summary(span.inputs)))
+    if span.outputs is not None:
+        lines.append(("out", _summary(span.outputs)))
+    calls = [c for m in _messages(span.outputs) for c in getattr(m, "tool_calls", None) or ()]
+    if calls:
+        lines.append(("tool calls", ", ".join(_tool_call(c) for c in calls)))
+    if span.error is not None:
+        lines.append(("error", f"{span.error.type}: {span.error.message}"))
+    return [
+        Text.assemble((f"{key}: ", "dim"), one_line(value, width), no_wrap=True)
+        for key, value in lines
+    ]
+
+
+def _summary(value: Any) -> str:
+    """Content as a short readable string: messages as `type: text`, prompt values by
+    their messages, containers by their parts."""
+    if isinstance(value, str):
+        return value
+    to_messages = getattr(value, "to_messages", None)
+    if callable(to_messages):
+        return _summary(to_messages())
+    if hasattr(value, "content") and isinstance(getattr(value, "type", None), str):
+        text = value.content
+        if not isinstance(text, str):
+            text = " ".join(str(b.get("text", b)) if isinstance(b, dict) else str(b) for b in text)
+        return f"{value.type}: {text}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_summary(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return " | ".join(_summary(v) for v in value)
+    return str(value)
+
+
+def _messages(value: Any) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return [m for v in value for m in _messages(v)]
+    return [value] if hasattr(value, "tool_calls") else []
+
+
+def _tool_call(call: Any) -> str:
+    if not isinstance(call, dict):
+        return str(call)
+    args = json.dumps(call.get("args"), ensure_ascii=False, default=str)
+    return f"{call.get('name')}({args})"
 
 
 def _trace_json(trace: Trace) -> dict[str, Any]:
@@ -149,6 +382,8 @@ def _trace_json(trace: Trace) -> dict[str, Any]:
             "duration_ms": s.duration_ns / 1e6,
             "ttft_ms": None if s.time_to_first_chunk_ns is None else s.time_to_first_chunk_ns / 1e6,
             "chunk_count": s.chunk_count,
+            "input_tokens": s.usage.input_tokens if s.usage else None,
+            "output_tokens": s.usage.output_tokens if s.usage else None,
             "total_tokens": s.usage.total_tokens if s.usage else None,
             "model": s.model,
             "error": None
@@ -157,16 +392,42 @@ def _trace_json(trace: Trace) -> dict[str, Any]:
             "children": [node(c) for c in n.children],
         }
 
+    model_spans = [s for s in trace.spans if s.run_type in MODEL_RUN_TYPES]
     return {
         "trace_id": trace.trace_id,
         "name": trace.name,
         "status": trace.status,
         "duration_ms": (trace.end_ns - trace.start_ns) / 1e6,
+        "input_tokens": _tokens(model_spans, "input").total,
+        "output_tokens": _tokens(model_spans, "output").total,
         "root": node(trace.tree()) if trace.spans else None,
     }
 
 
 # -- stats ---------------------------------------------------------------------------------
+
+
+class _Tokens:
+    """A sum of token counts some spans reported: None when none did (unknown, not 0);
+    `partial` when only some did, so the sum is a lower bound."""
+
+    __slots__ = ("partial", "total")
+
+    def __init__(self, total: int | None, partial: bool) -> None:
+        self.total = total
+        self.partial = partial
+
+    def __str__(self) -> str:
+        if self.total is None:
+            return "–"
+        return f"≥{self.total}" if self.partial else str(self.total)
+
+
+def _tokens(spans: Sequence[Span], kind: str) -> _Tokens:
+    """The spans' `{kind}_tokens` (input, output, total) added up."""
+    counts = [getattr(s.usage, f"{kind}_tokens") if s.usage else None for s in spans]
+    known = [c for c in counts if c is not None]
+    return _Tokens(sum(known) if known else None, 0 < len(known) < len(counts))
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -177,60 +438,109 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
+_STATS_HEADERS = {
+    "name": "name",
+    "model": "model",
+    "level": "level",
+    "count": "count",
+    "error_rate": "error_rate",
+    "latency_p50_ms": "p50_ms",
+    "latency_p95_ms": "p95_ms",
+    "latency_p99_ms": "p99_ms",
+    "ttft_p50_ms": "ttft_p50",
+    "ttft_p95_ms": "ttft_p95",
+    "ttft_p99_ms": "ttft_p99",
+    "input_tokens": "tokens_in",
+    "output_tokens": "tokens_out",
+    "total_tokens": "tokens_total",
+}
+
+
 def _stats(args: argparse.Namespace) -> int:
-    by_name: dict[str, list[Span]] = defaultdict(list)
-    for trace in read_traces(args.file):
+    traces = _selected(args)
+    if traces is None:
+        return 0
+    groups: dict[tuple[str, str, str], list[Span]] = defaultdict(list)
+    for trace in traces:
+        root_id = _root_id(trace)
         for span in trace.spans:
-            by_name[span.name].append(span)
-    rows = []
-    for name, spans in sorted(by_name.items()):
+            level = "root" if span.span_id == root_id else "nested"
+            groups[(level, span.name, span.model or "")].append(span)
+    rows: list[dict[str, Any]] = []
+    tokens: list[dict[str, _Tokens]] = []
+    for (level, name, model), spans in sorted(groups.items(), key=_roots_first):
         latency = [s.duration_ns / 1e6 for s in spans]
         ttft = [
             s.time_to_first_chunk_ns / 1e6 for s in spans if s.time_to_first_chunk_ns is not None
         ]
-        tokens = [s.usage.total_tokens for s in spans if s.usage and s.usage.total_tokens]
+        sums = {f"{kind}_tokens": _tokens(spans, kind) for kind in ("input", "output", "total")}
+        tokens.append(sums)
         rows.append(
             {
                 "name": name,
+                "model": model or None,
+                "level": level,
                 "count": len(spans),
                 "error_rate": sum(s.status == "error" for s in spans) / len(spans),
                 **{f"latency_p{q}_ms": _percentile(latency, q) for q in (50, 95, 99)},
                 **{f"ttft_p{q}_ms": _percentile(ttft, q) for q in (50, 95, 99)},
-                "total_tokens": sum(tokens),
+                **{key: value.total for key, value in sums.items()},
+                "spans_with_usage": sum(s.usage is not None for s in spans),
             }
         )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    columns = list(rows[0]) if rows else ["name"]
-    table = [[_cell(row[c]) for c in columns] for row in rows]
+    table = [
+        [_cell(tokens[i].get(key, row[key])) for key in _STATS_HEADERS]
+        for i, row in enumerate(rows)
+    ]
+    columns = list(_STATS_HEADERS.values())
     widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for cells in table:
+        print("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip())
     return 0
 
 
+def _roots_first(group: tuple[tuple[str, str, str], list[Span]]) -> tuple[bool, str, str]:
+    (level, name, model), _ = group
+    return level != "root", name, model
+
+
+def _root_id(trace: Trace) -> str | None:
+    try:
+        return trace.root.span_id
+    except LookupError:
+        return None
+
+
 def _cell(value: Any) -> str:
+    """A table cell: text made visible, floats to two places, unknown as an en dash."""
     if value is None:
-        return "-"
+        return "–"
     if isinstance(value, float):
         return f"{value:.2f}"
-    return str(value)
+    return visible(value)
 
 
 # -- validate, replay ----------------------------------------------------------------------
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from lcel_trace.replay import read_traces
+
     traces = read_traces(args.file)
     spans = sum(len(t.spans) for t in traces)
     events = sum(len(t.events) for t in traces)
-    print(f"{args.file}: ok, {len(traces)} traces, {spans} spans, {events} events")
+    print(f"{visible(args.file)}: ok, {len(traces)} traces, {spans} spans, {events} events")
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
+    """Spans go out as OpenTelemetry JSON (`--console`, escaped by `json`) or OTLP."""
+    import importlib
+
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
         ConsoleSpanExporter,
@@ -255,10 +565,12 @@ def _replay(args: argparse.Namespace) -> int:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     exporter = otel_exporter(provider)
+    from lcel_trace.replay import reexport
+
     sent = reexport(args.file, [exporter])
     exporter.shutdown()
     provider.shutdown()
-    print(f"replayed {sent} traces from {args.file}", file=sys.stderr)
+    print(f"replayed {sent} traces from {visible(args.file)}", file=sys.stderr)
     return 0
 
 
