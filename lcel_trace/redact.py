@@ -2,44 +2,480 @@
 
 One `Redactor` per traced runnable is applied wherever content leaves the wrapper:
 span inputs and outputs, event data, recorded chunks and error messages.
+
+Two rules find secrets. A *key rule* (`is_secret_key`) judges names: mapping keys,
+pydantic and dataclass field names, and `name=value` / `"name": "value"` pairs in free
+text. *Value patterns* recognise credentials by their shape wherever they appear in
+text. Every pattern runs in time linear in the text: each starts at a literal prefix
+behind a boundary check, continues with possessive (non-backtracking) character-class
+runs, and a run cannot contain another start of the same pattern, so every character
+is scanned a bounded number of times. A private key block is found by searching for
+its END marker once from its BEGIN marker. Cheap substring checks decide which
+patterns run at all, so text without any hint of a secret costs a few `in` scans.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
+import dataclasses
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from langchain_core.documents import Document
-from langchain_core.messages import BaseMessage
-from pydantic import SecretBytes, SecretStr
+from pydantic import BaseModel, SecretBytes, SecretStr
 
 REDACTED = "[REDACTED]"
-
-SECRET_KEY = re.compile(
-    r"(?i)(api[_-]?key|secret|password|passwd|authorization|auth[_-]?header|cookie|"
-    r"credential|private[_-]?key|access[_-]?key|(^|[_-])token$)"
-)
-"""Key names whose values are secrets. `token` only as a whole last word: `access_token`
-is a secret, `max_tokens` and `total_tokens` are counts."""
-SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{16,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=\-]{16,}"
-    r"|AKIA[0-9A-Z]{16}"
-    r"|gh[pousr]_[A-Za-z0-9]{30,}"
-    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----)"
-)
-# A cheap first look: texts without any of these fragments cannot match SECRET_VALUE
-# (the full pattern is several times slower on long, clean text).
-_SECRET_HINT = re.compile(r"sk-|earer|EARER|AKIA|gh[pousr]_|xox|PRIVATE KEY")
-_MAX_DEPTH = 32
+TOO_DEEP = "[TOO DEEP]"
+"""Stands for a value nested more than `MAX_DEPTH` levels down: too deep to check,
+so it is never passed through."""
+MAX_DEPTH = 32
 
 Redact = Callable[[Any], Any]
 
+# ---------------------------------------------------------------------------------------
+# The key rule
+
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_SECRET_ANYWHERE = frozenset({"secret", "secrets", "apikey", "privatekey"})
+_SECRET_LAST = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "credential",
+        "credentials",
+        "authorization",
+        "auth",
+        "bearer",
+        "cookie",
+        "cookies",
+        "apikey",
+        "privatekey",
+        "signature",
+    }
+)
+_KEY_QUALIFIERS = frozenset(
+    {"api", "private", "access", "secret", "signing", "encryption", "master", "client"}
+)
+_TOKEN_QUALIFIERS = frozenset(
+    {
+        "access",
+        "refresh",
+        "session",
+        "auth",
+        "id",
+        "bearer",
+        "api",
+        "csrf",
+        "xsrf",
+        "oauth",
+        "security",
+        "personal",
+        "bot",
+        "client",
+        "app",
+        "user",
+        "sas",
+        "github",
+        "slack",
+        "hf",
+    }
+)
+
+
+def key_words(key: str) -> tuple[str, ...]:
+    """A name's lower-case words, split at `_`, `-`, `.`, spaces, digits and camelCase:
+    `dbPassword` -> (db, password), `X-API-Key` -> (x, api, key)."""
+    return tuple(word.lower() for word in _WORD.findall(key))
+
+
+@lru_cache(maxsize=4096)
+def _is_secret_words(words: tuple[str, ...]) -> bool:
+    if not words:
+        return False
+    if any(word in _SECRET_ANYWHERE for word in words):
+        return True
+    last = words[-1]
+    before = words[-2] if len(words) > 1 else ""
+    if last in _SECRET_LAST:
+        return True
+    if last == "key":
+        return before in _KEY_QUALIFIERS
+    if last == "token":
+        return not before or before in _TOKEN_QUALIFIERS
+    return last == "header" and before in ("auth", "authorization")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a value under this name is a secret, judged by the name's words.
+
+    Secret when a word is `secret`/`secrets`/`apikey`/`privatekey` anywhere
+    (`client_secret`, `AWS_SECRET_ACCESS_KEY`), or when the last word (what the name
+    names) is a password (`password`, `passwd`, `pwd`, `passphrase`), a credential,
+    `authorization`, `auth`, `bearer`, `cookie(s)` or `signature`; or the last two words
+    are a qualified key (`api_key`, `private_key`, `access_key`, `signing_key`...), or the
+    last word is `token` alone or after a qualifier (`access_token`, `sessionToken`,
+    `id_token`...). So `password_policy`, `secretary`, `cookie_recipe`, `next_token`,
+    `max_tokens` and `api_key_rotation_days` are not secrets.
+    """
+    if len(key) > 256:
+        return _is_secret_words(key_words(key[:256])) or _is_secret_words(key_words(key))
+    return _is_secret_words(key_words(key))
+
+
+SECRET_KEY = is_secret_key
+"""Kept for callers of the old name: the key rule, now a function."""
+
+# ---------------------------------------------------------------------------------------
+# Value patterns
+
+_TOKEN_CHARS = "A-Za-z0-9_-"
+_SEP = r"""(?:["']?[ \t]{0,8}+[:=][ \t]{0,8}+)"""
+
+
+class _Pattern(NamedTuple):
+    hints: tuple[str, ...]
+    """Substrings of the lower-cased text, one of which any match contains."""
+    regex: re.Pattern[str]
+    group: int
+    """The group to replace (0: the whole match, -1: the last group that matched)."""
+    check: Callable[[re.Match[str]], bool] | None = None
+
+
+def _basic_credentials(match: re.Match[str]) -> bool:
+    """`Basic <base64>` is a credential only if it decodes to `user:password`."""
+    token = match.group(1)
+    try:
+        decoded = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in decoded
+
+
+def _named_secret(match: re.Match[str]) -> bool:
+    return is_secret_key(match.group(1))
+
+
+_PATTERNS: tuple[_Pattern, ...] = (
+    # OpenAI / Anthropic style: sk-..., only where a token starts (not in task-management).
+    _Pattern(("sk-",), re.compile(rf"(?<![{_TOKEN_CHARS}])sk-[{_TOKEN_CHARS}]{{16,}}+"), 0),
+    # Stripe secret and restricted keys, live and test.
+    _Pattern(
+        ("k_live_", "k_test_"),
+        re.compile(r"(?<![A-Za-z0-9_])[sr]k_(?:live|test)_[A-Za-z0-9]{10,}+"),
+        0,
+    ),
+    _Pattern(
+        ("akia", "asia"), re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}+(?![A-Z0-9])"), 0
+    ),
+    # An AWS secret access key: 40 base64 characters just after a name that says so.
+    _Pattern(
+        ("aws",),
+        re.compile(
+            r"(?i:aws[_-]?secret[a-z_-]{0,20}+)[\s\"':=]{1,10}+([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+        1,
+    ),
+    _Pattern(("aiza",), re.compile(rf"(?<![{_TOKEN_CHARS}])AIza[{_TOKEN_CHARS}]{{35}}+"), 0),
+    _Pattern(
+        ("gh", "github_pat_"),
+        re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_\w{20,}+)"),
+        0,
+    ),
+    _Pattern(("xox",), re.compile(r"(?<![A-Za-z0-9-])xox[abposr]-[A-Za-z0-9-]{10,}+"), 0),
+    # JWT: two base64url JSON segments (the signature may not have arrived yet).
+    _Pattern(
+        ("eyj",),
+        re.compile(
+            rf"(?<![{_TOKEN_CHARS}])eyJ[{_TOKEN_CHARS}]{{4,}}+\.eyJ[{_TOKEN_CHARS}]{{4,}}+"
+            rf"(?:\.[{_TOKEN_CHARS}]*+)?"
+        ),
+        0,
+    ),
+    _Pattern(("bearer",), re.compile(r"(?i:bearer)[ \t]++[A-Za-z0-9._~+/=-]{16,}+"), 0),
+    _Pattern(
+        ("basic",),
+        re.compile(r"(?<![A-Za-z0-9])(?i:basic)[ \t]++([A-Za-z0-9+/]{8,}+={0,2}+)"),
+        0,
+        _basic_credentials,
+    ),
+    # A password in a URL's user info: https://user:[REDACTED]@host.
+    _Pattern(("://",), re.compile(r"://[^\s/?#@:]*+:([^\s/?#]+)@"), 1),
+    # name=value, name: value, "name": "value" where the name passes the key rule; an
+    # Authorization value keeps nothing of its scheme and token.
+    _Pattern(
+        (
+            "pass",
+            "pwd",
+            "secret",
+            "key",
+            "token",
+            "auth",
+            "cookie",
+            "credential",
+            "bearer",
+            "signature",
+        ),
+        re.compile(
+            r"(?<![A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]{0,63}+)"
+            + _SEP
+            + r"""(?!//)(?:"((?:[^"\\\n]|\\.)*+)"|'([^'\n]*+)'"""
+            r"""|((?:(?i:bearer|basic|token|digest)[ \t]++)?[^\s"'&,;]++))"""
+        ),
+        -1,
+        _named_secret,
+    ),
+)
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----")
+
+
+def _pem_spans(text: str, pos: int) -> Iterator[tuple[int, int]]:
+    """Private key blocks, BEGIN to END; with no END, BEGIN to the end of the text."""
+    while True:
+        begin = _PEM_BEGIN.search(text, pos)
+        if begin is None:
+            return
+        end = _PEM_END.search(text, begin.end())
+        if end is None:
+            yield begin.start(), len(text)
+            return
+        yield begin.start(), end.end()
+        pos = end.end()
+
+
+def secret_spans(text: str, pos: int = 0) -> list[tuple[int, int]]:
+    """Where the secrets in `text[pos:]` are, as sorted, disjoint (start, end) ranges.
+
+    Characters before `pos` are context only (a match must start at or after it)."""
+    lower = text.lower()
+    spans: list[tuple[int, int]] = []
+    if "private key" in lower:
+        spans.extend(_pem_spans(text, pos))
+    for pattern in _PATTERNS:
+        if not any(hint in lower for hint in pattern.hints):
+            continue
+        for match in pattern.regex.finditer(text, pos):
+            if pattern.check is None or pattern.check(match):
+                group = (match.lastindex or 0) if pattern.group < 0 else pattern.group
+                start, end = match.span(group)
+                if end > start:
+                    spans.append((start, end))
+    if len(spans) < 2:
+        return spans
+    spans.sort()
+    merged = [spans[0]]
+    for start, end in spans[1:]:
+        last_start, last_end = merged[-1]
+        if start <= last_end:
+            merged[-1] = (last_start, max(last_end, end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _render(text: str, spans: list[tuple[int, int]], start: int = 0, end: int = -1) -> str:
+    """`text[start:end]` with each span replaced by REDACTED; a span that began before
+    `start` leaves nothing (its REDACTED was emitted with the text before)."""
+    if end < 0:
+        end = len(text)
+    parts: list[str] = []
+    cursor = start
+    for span_start, span_end in spans:
+        if span_end <= start or span_start >= end:
+            continue
+        if span_start >= cursor:
+            parts.append(text[cursor:span_start])
+            parts.append(REDACTED)
+        cursor = max(cursor, min(span_end, end))
+    parts.append(text[cursor:end])
+    return "".join(parts)
+
+
+def scrub_text(text: str) -> str:
+    """`text` with every secret the value patterns recognise replaced by REDACTED."""
+    spans = secret_spans(text)
+    return _render(text, spans) if spans else text
+
+
+# ---------------------------------------------------------------------------------------
+# Streams
+
+
+class StreamScrubber:
+    """Scrubs a stream of text chunks so that a secret split across chunks is caught.
+
+    `feed(chunk)` returns the scrubbed text that is safe to emit now, possibly "", and
+    holds back the last `hold` characters (and any secret still growing at the end);
+    `flush()` returns the scrubbed rest at the end of the stream. The concatenation of
+    everything returned equals `scrub_text` of the whole stream, except that a secret
+    longer than `max_hold` characters is redacted in more than one piece. The held text
+    is scanned again only after it has doubled, so the cost per chunk is O(len(chunk))
+    amortised and memory stays O(max_hold). One scrubber per stream; not thread-safe.
+    """
+
+    __slots__ = ("_before", "_max_hold", "_pending", "_scan_at", "_scan_from", "hold")
+
+    def __init__(self, hold: int = 512, *, max_hold: int = 65536) -> None:
+        if hold < 64 or max_hold < 2 * hold:
+            raise ValueError("StreamScrubber needs hold >= 64 and max_hold >= 2 * hold")
+        self.hold = hold
+        self._max_hold = max_hold
+        self._reset()
+
+    def _reset(self) -> None:
+        self._before = ""  # text already handled: context for the next scan, never emitted
+        self._scan_from = 0  # where in `_before` matches may start (a carried secret's start)
+        self._pending = ""
+        self._scan_at = 2 * self.hold
+
+    def feed(self, chunk: str) -> str:
+        """The scrubbed text that may be emitted now (often "" while text is held back)."""
+        self._pending += chunk
+        if len(self._pending) < self._scan_at:
+            return ""
+        return self._emit(final=False)
+
+    def flush(self) -> str:
+        """The scrubbed rest of the stream; the scrubber is then ready for a new stream."""
+        out = self._emit(final=True) if self._pending else ""
+        self._reset()
+        return out
+
+    def _emit(self, *, final: bool) -> str:
+        text = self._before + self._pending
+        offset = len(self._before)
+        spans = [(s, e) for s, e in secret_spans(text, self._scan_from) if e > offset]
+        cut = len(text)
+        blocking: tuple[int, int] | None = None
+        if not final:
+            cut -= self.hold
+            blocking = next(((s, e) for s, e in spans if s < cut < e), None)
+            if blocking is not None:
+                cut = max(blocking[0], offset)
+        if blocking is not None and cut == offset and len(self._pending) > self._max_hold:
+            # A giant secret: redact what has arrived and carry its start as context,
+            # so that its continuation is still recognised (and dropped) next time.
+            out = _render(text, spans, offset)
+            start = blocking[0]
+            self._before = text[max(0, start - 8) : start + 256]
+            self._scan_from = start - max(0, start - 8)
+            self._pending = ""
+        else:
+            out = _render(text, spans, offset, cut)
+            self._before = text[max(0, cut - 8) : cut]
+            self._scan_from = len(self._before)
+            self._pending = text[cut:]
+        self._scan_at = max(2 * self.hold, 2 * len(self._pending))
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# Structures
+
+
+def scrub(value: Any, depth: int = 0) -> Any:
+    """A copy of `value` with secret-named fields and secret-looking text replaced.
+
+    Walks mappings, lists, tuples, sets, pydantic models (messages, documents, tool
+    calls and their metadata included) and dataclasses; unchanged objects are reused.
+    Anything nested more than MAX_DEPTH levels down becomes TOO_DEEP."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if value is None or isinstance(value, (bool, int, float, bytes)):
+        return value
+    if depth >= MAX_DEPTH:
+        return TOO_DEEP
+    if isinstance(value, (SecretStr, SecretBytes)):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return _scrub_mapping(value, depth)
+    if isinstance(value, (list, tuple)):
+        items = [scrub(v, depth + 1) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        if isinstance(value, list):
+            return items
+        if hasattr(value, "_fields"):  # a named tuple
+            return type(value)(*items)
+        return tuple(items)
+    if isinstance(value, (set, frozenset)):
+        cleaned = {scrub(v, depth + 1) for v in value}
+        if cleaned == value:
+            return value
+        return cleaned if isinstance(value, set) else frozenset(cleaned)
+    if isinstance(value, BaseModel):
+        return _scrub_model(value, depth)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _scrub_dataclass(value, depth)
+    return value
+
+
+def _secret_field(name: Any, value: Any) -> bool:
+    return isinstance(name, str) and bool(value) and is_secret_key(name)
+
+
+def _scrub_mapping(value: Mapping[Any, Any], depth: int) -> Any:
+    out: dict[Any, Any] = {}
+    changed = False
+    for k, v in value.items():
+        key = scrub_text(k) if isinstance(k, str) else k
+        cleaned = REDACTED if _secret_field(k, v) else scrub(v, depth + 1)
+        changed = changed or key is not k or cleaned is not v
+        out[key] = cleaned
+    return out if changed else value
+
+
+_MODEL_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _scrub_model(model: BaseModel, depth: int) -> Any:
+    cls = type(model)
+    names = _MODEL_FIELDS.get(cls)
+    if names is None:
+        names = _MODEL_FIELDS[cls] = tuple(cls.model_fields)
+    update: dict[str, Any] = {}
+    for name in names:
+        current = getattr(model, name, None)
+        cleaned = REDACTED if _secret_field(name, current) else scrub(current, depth + 1)
+        if cleaned is not current:
+            update[name] = cleaned
+    extra = model.__pydantic_extra__
+    if extra:
+        cleaned_extra = _scrub_mapping(extra, depth)
+        if cleaned_extra is not extra:
+            update.update(cleaned_extra)
+    return model.model_copy(update=update) if update else model
+
+
+def _scrub_dataclass(obj: Any, depth: int) -> Any:
+    update: dict[str, Any] = {}
+    for field in dataclasses.fields(obj):
+        current = getattr(obj, field.name, None)
+        cleaned = REDACTED if _secret_field(field.name, current) else scrub(current, depth + 1)
+        if cleaned is not current:
+            update[field.name] = cleaned
+    if not update:
+        return obj
+    result = copy.copy(obj)
+    for name, cleaned in update.items():
+        object.__setattr__(result, name, cleaned)  # frozen dataclasses too
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# The redactor
+
 
 class Redactor:
-    """Default secret scrubbing, then the user's own `redact` hook, then `capture_content`."""
+    """Default secret scrubbing, then the user's own `redact` hook, then `capture_content`.
+
+    A user hook that raises costs the one value it failed on (it becomes REDACTED and the
+    failure is logged once), never the trace."""
 
     __slots__ = ("_user", "capture_content")
 
@@ -54,7 +490,7 @@ class Redactor:
         if not self.capture_content or value is None:
             return None
         cleaned = scrub(value)
-        return self._user(cleaned) if self._user is not None else cleaned
+        return self._apply_user(cleaned) if self._user is not None else cleaned
 
     def chunk(self, value: Any) -> Any:
         """A stream chunk: as `content`, but never remembered (there are many)."""
@@ -69,9 +505,19 @@ class Redactor:
         """An error message or other free text: secrets scrubbed, the user hook applied."""
         cleaned = scrub_text(value)
         if self._user is not None:
-            result = self._user(cleaned)
+            result = self._apply_user(cleaned)
             return result if isinstance(result, str) else str(result)
         return cleaned
+
+    def _apply_user(self, value: Any) -> Any:
+        assert self._user is not None
+        try:
+            return self._user(value)
+        except Exception as error:  # a broken hook must cost one value only
+            from lcel_trace._log import warn_once  # _log imports this module
+
+            warn_once("redact hook failed", error_type=type(error).__name__)
+            return REDACTED
 
 
 class _MemoRedactor(Redactor):
@@ -92,51 +538,3 @@ class _MemoRedactor(Redactor):
         result = super().content(value)
         self._memo[id(value)] = (value, result)  # holding `value` keeps its id unique
         return result
-
-
-def scrub_text(text: str) -> str:
-    if not _SECRET_HINT.search(text) or not SECRET_VALUE.search(text):
-        return text
-    return SECRET_VALUE.sub(REDACTED, text)
-
-
-def scrub(value: Any, depth: int = 0) -> Any:
-    """A copy of `value` with secret-looking keys and values replaced; unchanged objects reused."""
-    if isinstance(value, str):
-        return scrub_text(value)
-    if value is None or isinstance(value, (bool, int, float)) or depth >= _MAX_DEPTH:
-        return value
-    if isinstance(value, (SecretStr, SecretBytes)):
-        return REDACTED
-    if isinstance(value, Mapping):
-        out = {
-            k: (
-                REDACTED
-                if isinstance(k, str) and SECRET_KEY.search(k) and v
-                else scrub(v, depth + 1)
-            )
-            for k, v in value.items()
-        }
-        return value if all(out[k] is v for k, v in value.items()) else out
-    if isinstance(value, (list, tuple)):
-        items = [scrub(v, depth + 1) for v in value]
-        if all(a is b for a, b in zip(items, value, strict=True)):
-            return value
-        return items if isinstance(value, list) else tuple(items)
-    if isinstance(value, BaseMessage):
-        return _scrub_fields(value, ("content", "additional_kwargs"), depth)
-    if isinstance(value, Document):
-        return _scrub_fields(value, ("page_content", "metadata"), depth)
-    if hasattr(value, "messages") and isinstance(getattr(value, "messages", None), list):
-        return _scrub_fields(value, ("messages",), depth)
-    return value
-
-
-def _scrub_fields(obj: Any, names: tuple[str, ...], depth: int) -> Any:
-    update = {}
-    for name in names:
-        current = getattr(obj, name)
-        cleaned = scrub(current, depth + 1)
-        if cleaned is not current:
-            update[name] = cleaned
-    return obj.model_copy(update=update) if update else obj
