@@ -578,7 +578,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _html(args: argparse.Namespace) -> int:
-    from lcel_trace.replay import read_traces
+    from lcel_trace.reader import read_traces
     from lcel_trace.timeline import render_html
 
     traces = read_traces(args.file)

@@ -46,6 +46,7 @@ header h1{font-size:15px;margin:0}
 .legend{display:flex;gap:10px;color:var(--muted);font-size:12px}
 .legend span::before{content:"";display:inline-block;width:10px;height:10px;
 margin-right:4px;border-radius:2px;background:var(--c);vertical-align:-1px}
+.legend .first-chunk{--c:#111}.legend .first-chunk::before{width:2px;border-radius:1px}
 .st-ok{--c:var(--ok)}.st-error{--c:var(--error)}
 .st-cancelled{--c:var(--cancelled)}.st-incomplete{--c:var(--incomplete)}
 #app{flex:1;display:flex;min-height:0}
@@ -68,7 +69,7 @@ border-left:1px solid var(--line);padding-left:2px;height:16px}
 border-bottom:1px solid #f3f4f6}
 .row:hover{background:#f7f9fb}
 .row.selected{background:var(--sel)}
-.label-col{width:38%;max-width:460px;min-width:200px}
+.label-col{width:40%;max-width:520px;min-width:240px}
 .row .label{flex:none;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;
 line-height:var(--row);padding-right:8px}
 .tog{display:inline-block;width:14px;color:var(--muted);text-align:center}
@@ -80,7 +81,7 @@ background:var(--c)}
 .bar.st-incomplete{background:repeating-linear-gradient(45deg,var(--incomplete) 0 4px,
 #c7b0e6 4px 8px)}
 .ttft{position:absolute;top:2px;width:2px;height:18px;background:#111;border-radius:1px}
-#details{width:36%;max-width:560px;border-left:1px solid var(--line);overflow:auto;
+#details{width:30%;max-width:520px;border-left:1px solid var(--line);overflow:auto;
 padding:8px 12px;flex:none}
 #details h2{font-size:14px;margin:4px 0 8px;word-break:break-all}
 #details h3{font-size:12px;margin:12px 0 4px;color:var(--muted);text-transform:uppercase}
@@ -212,9 +213,9 @@ _JS = r"""
     label.appendChild(tog);
     label.appendChild(el("span", "name", s.name));
     var facts = [s.run_type, ms(s.end - s.start)];
-    if (s.ttft !== null) facts.push("ttft " + ms(s.ttft - s.start));
     var tk = tokens(s.usage);
     if (tk !== null) facts.push(tk + " tok");
+    if (s.ttft !== null) facts.push("ttft " + ms(s.ttft - s.start));
     if (s.status !== "ok") facts.push(s.status);
     label.appendChild(el("span", "facts", facts.join(" \u00b7 ")));
     label.title = s.name;
@@ -316,7 +317,7 @@ def render_html(traces: Sequence[Trace], *, title: str | None = None) -> str:
         f"<title>{html.escape(page_title)}</title>\n"
         f"<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{html.escape(page_title)}</h1>"
-        f'<div class="legend">{legend}<span class="ttft-legend">| first chunk</span></div>'
+        f'<div class="legend">{legend}<span class="first-chunk">first chunk</span></div>'
         "</header>\n"
         '<div id="app"><nav id="traces"></nav><main id="main"><div id="summary"></div>'
         '<div id="axis"><div class="label-col"></div><div class="lane"></div></div>'
