@@ -112,7 +112,6 @@ def test_hostile_strings_are_escaped_in_the_embedded_json() -> None:
 
 def test_title_is_html_escaped() -> None:
     page = render_html([hostile_trace()], title="<b>x</b>")
-    assert "<title>&lt;b&gt;x&lt;/b&gt; </title>" not in page
     assert "<title>&lt;b&gt;x&lt;/b&gt;</title>" in page
 
 
