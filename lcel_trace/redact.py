@@ -234,6 +234,12 @@ _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----")
 
 
+_ANY_HINT = re.compile(
+    "|".join(re.escape(hint) for hint in sorted({h for p in _PATTERNS for h in p.hints}))
+    + "|private key"
+)
+
+
 def _pem_spans(text: str, pos: int) -> Iterator[tuple[int, int]]:
     """Private key blocks, BEGIN to END; with no END, BEGIN to the end of the text."""
     while True:
@@ -248,14 +254,15 @@ def _pem_spans(text: str, pos: int) -> Iterator[tuple[int, int]]:
         pos = end.end()
 
 
-def secret_spans(text: str, pos: int = 0) -> list[tuple[int, int]]:
-    """Where the secrets in `text[pos:]` are, as sorted, disjoint (start, end) ranges.
-
-    Characters before `pos` are context only (a match must start at or after it)."""
+def _matches(text: str, pos: int) -> list[tuple[int, int, int]]:
+    """(match start, secret start, secret end) of every match starting at or after `pos`:
+    a match can begin before its secret (`password=` before the password)."""
     lower = text.lower()
-    spans: list[tuple[int, int]] = []
+    if len(text) <= 256 and not _ANY_HINT.search(lower):
+        return []  # names and other short texts: one scan
+    found: list[tuple[int, int, int]] = []
     if "private key" in lower:
-        spans.extend(_pem_spans(text, pos))
+        found.extend((start, start, end) for start, end in _pem_spans(text, pos))
     for pattern in _PATTERNS:
         if not any(hint in lower for hint in pattern.hints):
             continue
@@ -264,10 +271,14 @@ def secret_spans(text: str, pos: int = 0) -> list[tuple[int, int]]:
                 group = (match.lastindex or 0) if pattern.group < 0 else pattern.group
                 start, end = match.span(group)
                 if end > start:
-                    spans.append((start, end))
+                    found.append((match.start(), start, end))
+    return found
+
+
+def _merge(found: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    spans = sorted((start, end) for _, start, end in found)
     if len(spans) < 2:
         return spans
-    spans.sort()
     merged = [spans[0]]
     for start, end in spans[1:]:
         last_start, last_end = merged[-1]
@@ -276,6 +287,13 @@ def secret_spans(text: str, pos: int = 0) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+def secret_spans(text: str, pos: int = 0) -> list[tuple[int, int]]:
+    """Where the secrets in `text[pos:]` are, as sorted, disjoint (start, end) ranges.
+
+    Characters before `pos` are context only (a match must start at or after it)."""
+    return _merge(_matches(text, pos))
 
 
 def _render(text: str, spans: list[tuple[int, int]], start: int = 0, end: int = -1) -> str:
@@ -318,7 +336,7 @@ class StreamScrubber:
     amortised and memory stays O(max_hold). One scrubber per stream; not thread-safe.
     """
 
-    __slots__ = ("_before", "_max_hold", "_pending", "_scan_at", "_scan_from", "hold")
+    __slots__ = ("_before", "_chunks", "_max_hold", "_scan_at", "_scan_from", "_size", "hold")
 
     def __init__(self, hold: int = 512, *, max_hold: int = 65536) -> None:
         if hold < 64 or max_hold < 2 * hold:
@@ -329,48 +347,60 @@ class StreamScrubber:
 
     def _reset(self) -> None:
         self._before = ""  # text already handled: context for the next scan, never emitted
-        self._scan_from = 0  # where in `_before` matches may start (a carried secret's start)
-        self._pending = ""
+        self._scan_from = 0  # 1 when `_before[0]` only serves the boundary checks
+        self._chunks: list[str] = []  # not emitted yet
+        self._size = 0
         self._scan_at = 2 * self.hold
 
     def feed(self, chunk: str) -> str:
         """The scrubbed text that may be emitted now (often "" while text is held back)."""
-        self._pending += chunk
-        if len(self._pending) < self._scan_at:
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size < self._scan_at:
             return ""
         return self._emit(final=False)
 
     def flush(self) -> str:
         """The scrubbed rest of the stream; the scrubber is then ready for a new stream."""
-        out = self._emit(final=True) if self._pending else ""
+        out = self._emit(final=True) if self._size else ""
         self._reset()
         return out
 
     def _emit(self, *, final: bool) -> str:
-        text = self._before + self._pending
+        pending_size = self._size
+        text = self._before + "".join(self._chunks)
         offset = len(self._before)
-        spans = [(s, e) for s, e in secret_spans(text, self._scan_from) if e > offset]
+        found = [m for m in _matches(text, self._scan_from) if m[2] > offset]
+        spans = _merge(found)
         cut = len(text)
-        blocking: tuple[int, int] | None = None
+        blocking: tuple[int, int, int] | None = None
         if not final:
             cut -= self.hold
-            blocking = next(((s, e) for s, e in spans if s < cut < e), None)
+            blocking = min((m for m in found if m[0] < cut < m[2]), default=None)
             if blocking is not None:
                 cut = max(blocking[0], offset)
-        if blocking is not None and cut == offset and len(self._pending) > self._max_hold:
+        if blocking is not None and cut == offset and pending_size > self._max_hold:
             # A giant secret: redact what has arrived and carry its start as context,
             # so that its continuation is still recognised (and dropped) next time.
             out = _render(text, spans, offset)
             start = blocking[0]
-            self._before = text[max(0, start - 8) : start + 256]
-            self._scan_from = start - max(0, start - 8)
-            self._pending = ""
+            self._before = text[max(0, start - 1) : start + 256]
+            self._scan_from = 1 if start else 0
+            rest = ""
         else:
             out = _render(text, spans, offset, cut)
-            self._before = text[max(0, cut - 8) : cut]
-            self._scan_from = len(self._before)
-            self._pending = text[cut:]
-        self._scan_at = max(2 * self.hold, 2 * len(self._pending))
+            # Context for the next scan: enough to hold the start of any match (a name
+            # before its value) and the character before it, for boundary checks.
+            context_start = max(0, cut - self.hold)
+            if blocking is not None:  # never drop the start of a secret still arriving
+                context_start = min(context_start, max(0, blocking[0] - 1))
+            self._before = text[context_start:cut]
+            at_stream_start = context_start == 0 and self._scan_from == 0
+            self._scan_from = 0 if at_stream_start else 1
+            rest = text[cut:]
+        self._chunks = [rest] if rest else []
+        self._size = len(rest)
+        self._scan_at = max(2 * self.hold, 2 * len(rest))
         return out
 
 
@@ -419,6 +449,26 @@ def _secret_field(name: Any, value: Any) -> bool:
     return isinstance(name, str) and bool(value) and is_secret_key(name)
 
 
+def _redacted_like(value: Any) -> Any:
+    """REDACTED in the type a typed field expects, so that models still serialise: a
+    secret number becomes 0 and a secret container an empty one."""
+    if isinstance(value, SecretStr):
+        return SecretStr(REDACTED)
+    if isinstance(value, SecretBytes):
+        return SecretBytes(REDACTED.encode())
+    if isinstance(value, bytes):
+        return REDACTED.encode()
+    if type(value) in (bool, int, float, list, tuple, dict, set, frozenset):
+        return type(value)()
+    return REDACTED
+
+
+def _scrub_field(name: str, value: Any, depth: int) -> Any:
+    if isinstance(value, (SecretStr, SecretBytes)) or _secret_field(name, value):
+        return _redacted_like(value)
+    return scrub(value, depth + 1)
+
+
 def _scrub_mapping(value: Mapping[Any, Any], depth: int) -> Any:
     out: dict[Any, Any] = {}
     changed = False
@@ -441,7 +491,7 @@ def _scrub_model(model: BaseModel, depth: int) -> Any:
     update: dict[str, Any] = {}
     for name in names:
         current = getattr(model, name, None)
-        cleaned = REDACTED if _secret_field(name, current) else scrub(current, depth + 1)
+        cleaned = _scrub_field(name, current, depth)
         if cleaned is not current:
             update[name] = cleaned
     extra = model.__pydantic_extra__
@@ -456,7 +506,7 @@ def _scrub_dataclass(obj: Any, depth: int) -> Any:
     update: dict[str, Any] = {}
     for field in dataclasses.fields(obj):
         current = getattr(obj, field.name, None)
-        cleaned = REDACTED if _secret_field(field.name, current) else scrub(current, depth + 1)
+        cleaned = _scrub_field(field.name, current, depth)
         if cleaned is not current:
             update[field.name] = cleaned
     if not update:
