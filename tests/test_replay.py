@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,14 @@ from langchain_core.prompts import ChatPromptTemplate
 from lcel_trace import trace
 from lcel_trace.exporters import JsonlExporter
 from lcel_trace.records import encode_line
-from lcel_trace.replay import read_traces, reexport, replay_events, replay_runnable
+from lcel_trace.replay import (
+    MAX_GAP_S,
+    TraceFileError,
+    read_traces,
+    reexport,
+    replay_events,
+    replay_runnable,
+)
 from lcel_trace.span import Span, TraceEvent
 from tests.strategies import events, spans, trace_ids
 
@@ -141,3 +149,68 @@ def test_spans_are_rebuilt_from_events_when_span_lines_are_missing(tmp_path: Pat
     }
     root = next(s for s in rebuilt.spans if s.span_id == full.root.span_id)
     assert root.chunk_count == full.root.chunk_count
+
+
+def test_public_names_of_replay_are_pinned() -> None:
+    import lcel_trace.replay as replay
+
+    assert {"read_traces", "replay_events", "replay_runnable", "reexport"} <= set(replay.__all__)
+    assert {"TraceFileError", "TruncatedTraceWarning"} <= set(replay.__all__)
+    assert all(hasattr(replay, name) for name in replay.__all__)
+
+
+def test_a_gap_of_decades_is_replayed_as_at_most_max_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = recorded(tmp_path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    events = [line for line in lines if line["type"] == "event"]
+    for line in events[len(events) // 2 :]:
+        line["ts_ns"] += 10**18  # 31 years later
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    requested: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        requested.append(delay)
+
+    monkeypatch.setattr("lcel_trace.replay.asyncio.sleep", fake_sleep)
+
+    async def drain(speed: float) -> None:
+        async for _ in replay_events(path, speed=speed):
+            pass
+
+    asyncio.run(drain(1.0))
+    assert max(requested) <= MAX_GAP_S + 1
+    assert max(requested) > MAX_GAP_S / 2  # the long gap is still a pause
+    requested.clear()
+    asyncio.run(drain(4.0))
+    assert max(requested) <= MAX_GAP_S / 4 + 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("trace_id", "0" * 32, "not 32 lowercase hex"),
+        ("trace_id", "AB" * 16, "not 32 lowercase hex"),
+        ("trace_id", "t", "not 32 lowercase hex"),
+        ("span_id", "s", "'span_id' 's' is not a run id"),
+        ("run_id", "r", "'run_id' 'r' is not a run id"),
+    ],
+)
+def test_reexport_and_replay_refuse_ids_not_of_the_format(
+    tmp_path: Path, key: str, value: str, reason: str
+) -> None:
+    path, _ = recorded(tmp_path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    number, line = next((n, line) for n, line in enumerate(lines, start=1) if key in line)
+    line[key] = value
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    read_traces(path)  # plain reading still works: ids are only checked before replay
+    pattern = rf"recorded\.jsonl:{number}: .*{re.escape(reason)}"
+    with (
+        JsonlExporter(tmp_path / "copy.jsonl") as copy,
+        pytest.raises(TraceFileError, match=pattern),
+    ):
+        reexport(path, [copy])
+    with pytest.raises(TraceFileError, match=pattern):
+        replay_runnable(path, speed=0)
