@@ -26,14 +26,12 @@ if TYPE_CHECKING:
     from rich.text import Text
     from rich.tree import Tree
 
+    from lcel_trace.reader import MAX_NESTING, TraceFileError, nesting_depth
     from lcel_trace.records import from_line
-    from lcel_trace.replay import MAX_NESTING, TraceFileError, nesting_depth
 
 EXIT_BAD_INPUT = 2
-STATUS_STYLE = {"ok": "green", "error": "bold red", "cancelled": "yellow", "incomplete": "magenta"}
-
-
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
+STATUS_STYLE = {"ok": "green", "error": "bold red", "cancelled": "yellow", "incomplete": "magenta"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,12 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _bind_tail_names() -> None:
-    """Binds the heavy module-level names `_tail` (and `_html`) use, imported only once a
-    command runs. Temporary, until those functions import what they need themselves."""
+    """Binds the heavy module-level names `_tail` uses, imported only once a command runs.
+    Temporary, until `_tail` imports what it needs itself."""
     from rich.console import Console
 
+    from lcel_trace.reader import MAX_NESTING, TraceFileError, nesting_depth
     from lcel_trace.records import from_line
-    from lcel_trace.replay import MAX_NESTING, TraceFileError, nesting_depth, read_traces
 
     globals().update(
         Console=Console,
@@ -98,7 +96,6 @@ def _bind_tail_names() -> None:
         MAX_NESTING=MAX_NESTING,
         TraceFileError=TraceFileError,
         nesting_depth=nesting_depth,
-        read_traces=read_traces,
     )
 
 
@@ -162,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.set_defaults(handler=_tail)
 
     html = commands.add_parser("html", help="write a self-contained HTML waterfall page")
-    html.add_argument("file", type=Path)
+    html.add_argument("file", type=Path, help=file_help)
     html.add_argument("-o", "--output", type=Path, metavar="OUT", help="default: FILE.html")
     html.add_argument("--trace", metavar="ID", help="only this trace (id or unique prefix)")
     html.set_defaults(handler=_html)
@@ -227,7 +224,7 @@ def _root_name(trace: Trace) -> str | None:
 
 def _selected(args: argparse.Namespace) -> list[Trace] | None:
     """The selected traces, or None (after saying so on stderr) when there are none."""
-    from lcel_trace.replay import read_traces
+    from lcel_trace.reader import read_traces
 
     traces = read_traces(args.file)
     if traces:
@@ -255,12 +252,22 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_trace_json(t) for t in traces], indent=2))
         return 0
-    from rich.console import Console
-
-    console = Console(highlight=False, emoji=False)
+    console = _console()
     for trace in traces:
         _print_tree(console, trace, content=args.content)
     return 0
+
+
+def _console() -> Console:
+    """A console for trace output; a closed pipe raises BrokenPipeError for `main` to
+    handle (rich's own handling exits 1)."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return _Console(highlight=False, emoji=False)
 
 
 def _print_tree(console: Console, trace: Trace, *, content: bool = False) -> None:
@@ -333,7 +340,9 @@ def _content_lines(span: Span, width: int) -> list[Text]:
     if span.error is not None:
         lines.append(("error", f"{span.error.type}: {span.error.message}"))
     return [
-        Text.assemble((f"{key}: ", "dim"), one_line(value, width), no_wrap=True)
+        Text.assemble(
+            (f"{key}: ", "dim"), one_line(value, width), no_wrap=True, overflow="ellipsis"
+        )
         for key, value in lines
     ]
 
@@ -438,6 +447,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
+MAX_NAME_CELL = 40
 _STATS_HEADERS = {
     "name": "name",
     "model": "model",
@@ -492,7 +502,12 @@ def _stats(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     table = [
-        [_cell(tokens[i].get(key, row[key])) for key in _STATS_HEADERS]
+        [
+            one_line(row[key] or "–", MAX_NAME_CELL)
+            if key in ("name", "model")
+            else _cell(tokens[i].get(key, row[key]))
+            for key in _STATS_HEADERS
+        ]
         for i, row in enumerate(rows)
     ]
     columns = list(_STATS_HEADERS.values())
@@ -528,7 +543,7 @@ def _cell(value: Any) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from lcel_trace.replay import read_traces
+    from lcel_trace.reader import read_traces
 
     traces = read_traces(args.file)
     spans = sum(len(t.spans) for t in traces)

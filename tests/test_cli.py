@@ -93,7 +93,7 @@ def test_stats_per_span_name(trace_file: Path) -> None:
     assert rows["boom"]["error_rate"] == 1.0
     assert rows["RunnableSequence"]["latency_p50_ms"] > 0
     table = cli("stats", str(trace_file)).stdout.splitlines()
-    assert table[0].split()[:3] == ["name", "count", "error_rate"]
+    assert table[0].split()[:5] == ["name", "model", "level", "count", "error_rate"]
 
 
 def test_validate_summarises_a_good_file(trace_file: Path) -> None:
@@ -106,7 +106,7 @@ def test_validate_summarises_a_good_file(trace_file: Path) -> None:
     ("content", "reason"),
     [
         (b'{"type": "span"}\n', "1: 'trace_id' must be a string"),
-        (b"\xff\xfe binary\n", "1: not valid JSON"),
+        (b"\xff\xfe binary\n", "1: not an lcel-trace file"),
         (b'{"type": "trace_start", "trace_id": "t", "format": "other/9"}\n', "unsupported format"),
     ],
 )
