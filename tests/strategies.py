@@ -126,7 +126,7 @@ _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _B64 = _ALNUM + "+/"
 _B64URL = _ALNUM + "_-"
 
-kebab_ids = st.lists(st.sampled_from(_SYLLABLES), min_size=2, max_size=4).map("-".join)
+kebab_ids = st.lists(st.sampled_from(_SYLLABLES), min_size=2, max_size=6).map("-".join)
 plain_urls = st.builds(
     "https://{}.example.com/{}?page={}".format,
     st.sampled_from(_SYLLABLES),

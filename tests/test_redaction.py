@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableLambda
+from pydantic import BaseModel, SecretStr
 
 from lcel_trace import capture, trace
+from lcel_trace._log import occurrences
 from lcel_trace.exporters import JsonlExporter
+from lcel_trace.redact import REDACTED, TOO_DEEP, Redactor, scrub
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwx123456"
 
@@ -75,3 +80,108 @@ def test_capture_content_false_keeps_structure_but_no_content(tmp_path: Path) ->
 def test_redact_must_be_callable() -> None:
     with pytest.raises(TypeError, match="redact must be a callable"):
         trace(RunnableLambda(echo), redact="api_key")  # type: ignore[arg-type]
+
+
+# --- what the default scrubbing walks into ----------------------------------------------
+
+
+def test_tool_call_arguments_and_message_metadata_are_scrubbed() -> None:
+    message = AIMessage(
+        content="calling login",
+        tool_calls=[{"name": "login", "args": {"user": "ann", "password": "hunter2"}, "id": "c1"}],
+        invalid_tool_calls=[
+            {"name": "login", "args": '{"api_key": "k-123"}', "id": "c2", "error": None}
+        ],
+        additional_kwargs={
+            "tool_calls": [{"function": {"name": "login", "arguments": '{"password": "hunter2"}'}}]
+        },
+        response_metadata={"headers": {"Authorization": "Bearer abc"}, "model_name": "m"},
+    )
+    cleaned = scrub(message)
+    assert isinstance(cleaned, AIMessage)
+    assert cleaned.tool_calls[0]["args"] == {"user": "ann", "password": REDACTED}
+    assert cleaned.invalid_tool_calls[0]["args"] == f'{{"api_key": "{REDACTED}"}}'
+    arguments = cleaned.additional_kwargs["tool_calls"][0]["function"]["arguments"]
+    assert arguments == f'{{"password": "{REDACTED}"}}'
+    assert cleaned.response_metadata == {"headers": {"Authorization": REDACTED}, "model_name": "m"}
+    text = repr(cleaned)
+    assert "hunter2" not in text
+    assert "k-123" not in text
+    assert message.tool_calls[0]["args"]["password"] == "hunter2"  # the original is untouched
+
+
+def test_streamed_tool_call_chunks_are_scrubbed() -> None:
+    chunk = AIMessageChunk(
+        content="",
+        tool_call_chunks=[{"name": "f", "args": '{"token": "abc123"}', "id": "1", "index": 0}],
+    )
+    cleaned = scrub(chunk)
+    assert cleaned.tool_call_chunks[0]["args"] == f'{{"token": "{REDACTED}"}}'
+    assert "abc123" not in repr(cleaned)
+
+
+class Settings(BaseModel):
+    accessToken: str  # noqa: N815 - camelCase field names are under test
+    api: SecretStr
+    retries: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Login:
+    dbPassword: str  # noqa: N815 - camelCase field names are under test
+    note: str
+
+
+def test_any_pydantic_model_and_dataclass_is_walked_and_keeps_its_type() -> None:
+    settings = scrub(Settings(accessToken="t0k", api=SecretStr("hidden"), retries=3))
+    assert isinstance(settings, Settings)
+    assert settings.accessToken == REDACTED
+    assert settings.api.get_secret_value() == REDACTED
+    assert settings.retries == 3
+    settings.model_dump(mode="json")  # still serialises, without warnings
+    login = scrub(Login("hunter2", f"key {KEY}"))
+    assert login == Login(REDACTED, f"key {REDACTED}")
+
+
+def test_sets_and_frozensets_are_scrubbed() -> None:
+    assert scrub({KEY, "a"}) == {REDACTED, "a"}
+    assert scrub(frozenset({KEY})) == frozenset({REDACTED})
+
+
+def test_values_nested_too_deep_are_replaced_never_passed_through() -> None:
+    deep: Any = {"password": "hunter2", "note": KEY}
+    for _ in range(40):
+        deep = [deep]
+    cleaned = scrub(deep)
+    text = repr(cleaned)
+    assert KEY not in text
+    assert "hunter2" not in text
+    assert TOO_DEEP in text
+
+
+def test_unchanged_values_are_the_same_objects() -> None:
+    payload = {"q": "hello", "items": [1, 2, {"n": "x"}], "tags": {"a"}}
+    assert scrub(payload) is payload
+
+
+# --- the user's hook ----------------------------------------------------------------------
+
+
+def test_a_raising_redact_hook_costs_one_value_not_the_trace() -> None:
+    def picky(value: Any) -> Any:
+        if value == "boom":
+            raise RuntimeError("hook bug")
+        return value
+
+    redactor = Redactor(picky)
+    seen = occurrences("redact hook failed")
+    assert redactor.content("boom") == REDACTED
+    assert redactor.content("fine") == "fine"
+    assert redactor.text("boom") == REDACTED
+    assert occurrences("redact hook failed") == seen + 2  # logged once, then counted
+    with capture() as cap:
+        assert trace(RunnableLambda(echo), redact=picky).invoke("boom") == "boom"
+    root = cap.traces[0].root
+    assert root.status == "ok"
+    assert root.inputs == REDACTED
+    assert root.outputs == REDACTED

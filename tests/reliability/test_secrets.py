@@ -78,3 +78,39 @@ def test_key_from_the_environment_appears_nowhere_it_was_sent(
         assert "hunter2" not in attributes
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert openai_key not in logged
+
+
+def test_secrets_in_tool_calls_metadata_and_models_appear_nowhere(tmp_path: Path) -> None:
+    from langchain_core.messages import AIMessage
+    from pydantic import BaseModel
+
+    class Credentials(BaseModel):
+        dbPassword: str  # noqa: N815 - a camelCase name is what is under test
+
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9Pl"
+    reply = AIMessage(
+        content=f"connect to postgres://app:hunter2@db.internal/app with {jwt}",
+        tool_calls=[{"name": "login", "args": {"password": "s3cr3t-pw"}, "id": "call_1"}],
+        additional_kwargs={"tool_calls": [{"function": {"arguments": '{"apiKey": "k-789"}'}}]},
+        response_metadata={"headers": {"set-cookie": "session=abc987"}},
+    )
+
+    def respond(payload: dict[str, object]) -> AIMessage:
+        return reply
+
+    path = tmp_path / "runs.jsonl"
+    provider = TracerProvider()
+    otel_spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(otel_spans))
+    traced = trace(RunnableLambda(respond), exporters=[JsonlExporter(path), OtelExporter(provider)])
+    with capture() as cap:
+        traced.invoke({"creds": Credentials(dbPassword="pg-pass-42"), "q": "x"})
+        flush_all(5)
+    exported = "".join(
+        repr(dict(s.attributes or {})) + repr(s.events) for s in otel_spans.get_finished_spans()
+    )
+    everything = [path.read_text(encoding="utf-8"), repr(cap.spans), exported]
+    for secret in ("hunter2", jwt, "s3cr3t-pw", "k-789", "abc987", "pg-pass-42"):
+        for where in everything:
+            assert secret not in where
+    assert "db.internal" in everything[0]  # the host stays readable
