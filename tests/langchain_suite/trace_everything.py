@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
+import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextvars import ContextVar
@@ -182,12 +184,16 @@ _WRAPPERS: dict[str, Callable[[str, Callable[..., Any]], Callable[..., Any]]] = 
 
 
 def patch_class(cls: type) -> None:
-    """Replace the entry points `cls` itself defines (never lcel-trace's own)."""
+    """Replace the entry points `cls` defines itself or takes from a class outside the
+    `Runnable` tree (a mixin), never lcel-trace's own."""
     if cls in _patched or issubclass(cls, TracedRunnable):
         return
     _patched.add(cls)
     for name in ENTRY_POINTS:
-        original = cls.__dict__.get(name)
+        owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+        if owner is None or (owner is not cls and issubclass(owner, Runnable)):
+            continue
+        original = owner.__dict__[name]
         if callable(original) and not getattr(original, "__trace_everything__", False):
             entry = _WRAPPERS[name](name, original)
             entry.__trace_everything__ = True  # type: ignore[attr-defined]
@@ -261,5 +267,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"trace_everything: {stats['traced_calls']} outermost calls traced, "
-        f"{stats['traces_checked']} traces checked"
+        f"{stats['traces_checked']} traces checked, {len(_patched)} runnable classes seen"
     )
+    path = os.environ.get("LCEL_SUITE_TRACE_STATS")
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({**stats, "classes_seen": len(_patched)}, f)
