@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from lcel_trace.span import STATUSES, Span, SpanNode, Trace, TraceEnd, TraceEvent, TraceStart
+from lcel_trace.span import STATUSES, Span, SpanNode, Trace
 from lcel_trace.terminal import one_line, visible
 
 if TYPE_CHECKING:
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from rich.text import Text
     from rich.tree import Tree
 
-    from lcel_trace.reader import MAX_NESTING, TraceFileError, nesting_depth
-    from lcel_trace.records import from_line
 
 EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
@@ -614,59 +612,104 @@ def _html(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    """Follow the file like `tail -f`, reading whole lines only, and print each trace
-    when its `trace_end` arrives (spans rebuilt the same way `read_traces` does)."""
+    """Follow the file like `tail -F` and print each trace when its `trace_end` arrives.
+
+    Reads with the same reader as every other command (`lcel_trace.reader`): same line
+    limit, same validation. The file as it stands is read first, quietly, so a trace that
+    began before `tail` started is still shown whole when it ends (`--from-start` shows
+    the finished ones too); then `following FILE` goes to stderr. Waits for a file that
+    does not exist yet, starts over on a truncated file and reopens a replaced one
+    (rotation). A bad line is reported on stderr and skipped; a file that is not a trace
+    file ends the command."""
+    from rich.console import Console
+
+    from lcel_trace.reader import LineBuffer, TraceFileError, TraceReader
+
     console = Console(highlight=False)
+    path: Path = args.file
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    reader = TraceReader(path)
+    lines = LineBuffer()
     shown = 0
-    pending: dict[str, list[Any]] = defaultdict(list)
-    with open(args.file, "rb") as handle:
-        if not args.from_start:
-            handle.seek(0, 2)
-        buffer = b""
-        number = 0
+    quiet = not args.from_start  # the traces already finished when tail starts
+    handle: Any = None
+    identity: tuple[int, int] | None = None
+
+    def note(message: str) -> None:
+        print(f"lcel-trace: {message}", file=sys.stderr, flush=True)
+
+    def read_available() -> bool:
+        nonlocal shown
+        progressed = False
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for number, raw in lines.read_from(handle):
+                progressed = True
+                try:
+                    finished = reader.feed(number, raw)
+                except TraceFileError as exc:
+                    if exc.reason.startswith("not an lcel-trace file"):
+                        raise
+                    note(f"error: {visible(exc)} (line skipped)")
+                    continue
+                finally:
+                    for warning in caught:
+                        note(f"warning: {visible(warning.message)}")
+                    caught.clear()
+                if finished is not None and not quiet:
+                    _print_tree(console, finished)
+                    sys.stdout.flush()
+                    shown += 1
+                    if args.exit_after is not None and shown >= args.exit_after:
+                        break
+        return progressed
+
+    try:
+        waited = False  # for the file to appear (or reappear): then all of it is new
         while args.exit_after is None or shown < args.exit_after:
             if deadline is not None and time.monotonic() > deadline:
+                note(f"tail: --timeout {args.timeout:g} s reached, {shown} traces shown")
                 break
-            chunk = handle.readline()
-            if not chunk:
-                time.sleep(0.05)
+            if handle is None:
+                try:
+                    handle = open(path, "rb")  # noqa: SIM115 - kept open across iterations
+                except FileNotFoundError:
+                    if not waited:
+                        note(f"waiting for {path}")
+                        waited = True
+                    time.sleep(0.05)  # polling for the file to appear
+                    continue
+                stat = os.fstat(handle.fileno())
+                identity = (stat.st_dev, stat.st_ino)
+                lines.reset()
+                quiet = quiet and not waited
+                read_available()
+                quiet = False
+                note(f"following {path}")
                 continue
-            buffer += chunk
-            if not buffer.endswith(b"\n"):
-                continue  # a line still being written
-            line, buffer = buffer, b""
-            number += 1
-            if not line.strip():
+            if read_available():
                 continue
+            current: os.stat_result | None
             try:
-                if nesting_depth(line) > MAX_NESTING:
-                    raise ValueError(f"nesting deeper than {MAX_NESTING}")
-                record = from_line(json.loads(line))
-            except (ValueError, RecursionError) as exc:
-                raise TraceFileError(args.file, number, str(exc)) from None
-            pending[record.trace_id].append(record)
-            if isinstance(record, TraceEnd):
-                _print_tree(console, _assemble(pending.pop(record.trace_id)))
-                shown += 1
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            if current is None or (current.st_dev, current.st_ino) != identity:
+                handle.close()
+                handle = None
+                note(f"{path} was replaced or removed; following the new file")
+                waited = True
+                continue
+            if current.st_size < handle.tell():
+                note(f"{path} was truncated; reading it from the start")
+                handle.seek(0)
+                lines.reset()
+                continue
+            time.sleep(0.05)  # polling: nothing new in the file yet
+    finally:
+        if handle is not None:
+            handle.close()
     return 0
-
-
-def _assemble(records: list[Any]) -> Trace:
-    start = next((r for r in records if isinstance(r, TraceStart)), None)
-    end = next(r for r in records if isinstance(r, TraceEnd))
-    spans = tuple(r for r in records if isinstance(r, Span))
-    events = tuple(r for r in records if isinstance(r, TraceEvent))
-    return Trace(
-        trace_id=end.trace_id,
-        name=start.name if start else "",
-        status=end.status,
-        start_ns=start.start_ns if start else min((s.start_ns for s in spans), default=0),
-        end_ns=end.end_ns,
-        spans=spans,
-        events=events,
-        root_run_id=start.root_run_id if start else None,
-    )
 
 
 if __name__ == "__main__":

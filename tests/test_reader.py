@@ -30,10 +30,10 @@ from lcel_trace.span import Span, Trace, TraceEnd, TraceStart
 T0 = 1_800_000_000_000_000_000
 
 
-def trace_lines(trace_id: str, spans: int = 3) -> list[bytes]:
+def trace_lines(trace_id: str, spans: int = 3, name: str = "t") -> list[bytes]:
     """One finished trace, `spans` spans in a chain, as the recorder writes it."""
     ids = [str(uuid.uuid4()) for _ in range(spans)]
-    records: list[Record] = [TraceStart(trace_id, "t", T0, ids[0])]
+    records: list[Record] = [TraceStart(trace_id, name, T0, ids[0])]
     for depth, span_id in enumerate(ids):
         records.append(
             Span(
