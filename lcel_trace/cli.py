@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from rich.text import Text
     from rich.tree import Tree
 
-
 EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 STATUS_STYLE = {"ok": "green", "error": "bold red", "cancelled": "yellow", "incomplete": "magenta"}
@@ -58,7 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        _bind_tail_names()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             code = handler(args)
@@ -78,23 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
-
-
-def _bind_tail_names() -> None:
-    """Binds the heavy module-level names `_tail` uses, imported only once a command runs.
-    Temporary, until `_tail` imports what it needs itself."""
-    from rich.console import Console
-
-    from lcel_trace.reader import MAX_NESTING, TraceFileError, nesting_depth
-    from lcel_trace.records import from_line
-
-    globals().update(
-        Console=Console,
-        from_line=from_line,
-        MAX_NESTING=MAX_NESTING,
-        TraceFileError=TraceFileError,
-        nesting_depth=nesting_depth,
-    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -357,7 +338,10 @@ def _summary(value: Any) -> str:
         text = value.content
         if not isinstance(text, str):
             text = " ".join(str(b.get("text", b)) if isinstance(b, dict) else str(b) for b in text)
-        return f"{value.type}: {text}"
+        kind = value.type  # "ai", "human"...; a streamed message's is "AIMessageChunk"
+        if kind.endswith("MessageChunk"):
+            kind = kind.removesuffix("MessageChunk").lower()
+        return f"{kind}: {text}"
     if isinstance(value, dict):
         return ", ".join(f"{k}={_summary(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):

@@ -200,6 +200,19 @@ def test_show_content_puts_inputs_outputs_and_tool_calls_under_each_span(
     assert lines[prompt + 1].endswith("in: q=0")
 
 
+def test_show_content_names_streamed_messages_by_role(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "streamed.jsonl"
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="a b")]))
+    with JsonlExporter(path) as exporter:
+        assert list(trace(model, exporters=[exporter]).stream("hi"))
+    assert main(["show", "--content", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "out: ai: a b" in out
+    assert "Chunk" not in out
+
+
 def test_show_content_shows_the_error(mixed_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", "--content", str(mixed_file), "--status", "error"]) == 0
     assert "error: ValueError: boom" in capsys.readouterr().out
