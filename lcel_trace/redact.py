@@ -55,7 +55,6 @@ _SECRET_LAST = frozenset(
         "cookies",
         "apikey",
         "privatekey",
-        "signature",
     }
 )
 _KEY_QUALIFIERS = frozenset(
@@ -93,7 +92,6 @@ def key_words(key: str) -> tuple[str, ...]:
     return tuple(word.lower() for word in _WORD.findall(key))
 
 
-@lru_cache(maxsize=4096)
 def _is_secret_words(words: tuple[str, ...]) -> bool:
     if not words:
         return False
@@ -116,14 +114,19 @@ def is_secret_key(key: str) -> bool:
     Secret when a word is `secret`/`secrets`/`apikey`/`privatekey` anywhere
     (`client_secret`, `AWS_SECRET_ACCESS_KEY`), or when the last word (what the name
     names) is a password (`password`, `passwd`, `pwd`, `passphrase`), a credential,
-    `authorization`, `auth`, `bearer`, `cookie(s)` or `signature`; or the last two words
+    `authorization`, `auth`, `bearer` or `cookie(s)`; or the last two words
     are a qualified key (`api_key`, `private_key`, `access_key`, `signing_key`...), or the
     last word is `token` alone or after a qualifier (`access_token`, `sessionToken`,
     `id_token`...). So `password_policy`, `secretary`, `cookie_recipe`, `next_token`,
     `max_tokens` and `api_key_rotation_days` are not secrets.
     """
-    if len(key) > 256:
-        return _is_secret_words(key_words(key[:256])) or _is_secret_words(key_words(key))
+    if len(key) > 64:  # too rare to remember
+        return _is_secret_words(key_words(key))
+    return _is_secret_short_key(key)
+
+
+@lru_cache(maxsize=4096)
+def _is_secret_short_key(key: str) -> bool:
     return _is_secret_words(key_words(key))
 
 
@@ -144,6 +147,8 @@ class _Pattern(NamedTuple):
     group: int
     """The group to replace (0: the whole match, -1: the last group that matched)."""
     check: Callable[[re.Match[str]], bool] | None = None
+    needs: tuple[str, ...] = ()
+    """Substrings of which any match contains one as well (when not empty)."""
 
 
 def _basic_credentials(match: re.Match[str]) -> bool:
@@ -182,7 +187,7 @@ _PATTERNS: tuple[_Pattern, ...] = (
     ),
     _Pattern(("aiza",), re.compile(rf"(?<![{_TOKEN_CHARS}])AIza[{_TOKEN_CHARS}]{{35}}+"), 0),
     _Pattern(
-        ("gh", "github_pat_"),
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
         re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_\w{20,}+)"),
         0,
     ),
@@ -203,7 +208,9 @@ _PATTERNS: tuple[_Pattern, ...] = (
         0,
         _basic_credentials,
     ),
-    # A password in a URL's user info: https://user:[REDACTED]@host.
+    # A password in a URL's user info: https://user:[REDACTED]@host. The password run
+    # backtracks to the last `@`, but it cannot cross a `/`, so it never reaches the
+    # next `://`: each character is still scanned from one start only.
     _Pattern(("://",), re.compile(r"://[^\s/?#@:]*+:([^\s/?#]+)@"), 1),
     # name=value, name: value, "name": "value" where the name passes the key rule; an
     # Authorization value keeps nothing of its scheme and token.
@@ -218,7 +225,6 @@ _PATTERNS: tuple[_Pattern, ...] = (
             "cookie",
             "credential",
             "bearer",
-            "signature",
         ),
         re.compile(
             r"(?<![A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]{0,63}+)"
@@ -228,16 +234,16 @@ _PATTERNS: tuple[_Pattern, ...] = (
         ),
         -1,
         _named_secret,
+        (":", "="),
     ),
 )
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----")
 
 
-_ANY_HINT = re.compile(
-    "|".join(re.escape(hint) for hint in sorted({h for p in _PATTERNS for h in p.hints}))
-    + "|private key"
-)
+_HINTS = tuple(sorted({hint for p in _PATTERNS for hint in p.hints} | {"private key"}))
+"""Each pattern runs only on texts containing one of its hints: clean text costs one
+substring search per hint."""
 
 
 def _pem_spans(text: str, pos: int) -> Iterator[tuple[int, int]]:
@@ -258,13 +264,16 @@ def _matches(text: str, pos: int) -> list[tuple[int, int, int]]:
     """(match start, secret start, secret end) of every match starting at or after `pos`:
     a match can begin before its secret (`password=` before the password)."""
     lower = text.lower()
-    if len(text) <= 256 and not _ANY_HINT.search(lower):
-        return []  # names and other short texts: one scan
+    present = {hint for hint in _HINTS if hint in lower}
+    if not present:
+        return []
     found: list[tuple[int, int, int]] = []
-    if "private key" in lower:
+    if "private key" in present:
         found.extend((start, start, end) for start, end in _pem_spans(text, pos))
     for pattern in _PATTERNS:
-        if not any(hint in lower for hint in pattern.hints):
+        if present.isdisjoint(pattern.hints):
+            continue
+        if pattern.needs and not any(needed in text for needed in pattern.needs):
             continue
         for match in pattern.regex.finditer(text, pos):
             if pattern.check is None or pattern.check(match):
@@ -315,7 +324,18 @@ def _render(text: str, spans: list[tuple[int, int]], start: int = 0, end: int = 
 
 
 def scrub_text(text: str) -> str:
-    """`text` with every secret the value patterns recognise replaced by REDACTED."""
+    """`text` with every secret the value patterns recognise replaced by REDACTED.
+
+    Short texts (names, ids, message types, small chunks) repeat, so their results are
+    remembered: a repeated name costs a dictionary look-up."""
+    if len(text) <= 64:
+        return text if len(text) < 5 else _scrub_short(text)
+    spans = secret_spans(text)
+    return _render(text, spans) if spans else text
+
+
+@lru_cache(maxsize=8192)
+def _scrub_short(text: str) -> str:
     spans = secret_spans(text)
     return _render(text, spans) if spans else text
 
@@ -480,17 +500,11 @@ def _scrub_mapping(value: Mapping[Any, Any], depth: int) -> Any:
     return out if changed else value
 
 
-_MODEL_FIELDS: dict[type[Any], tuple[str, ...]] = {}
-
-
 def _scrub_model(model: BaseModel, depth: int) -> Any:
-    cls = type(model)
-    names = _MODEL_FIELDS.get(cls)
-    if names is None:
-        names = _MODEL_FIELDS[cls] = tuple(cls.model_fields)
     update: dict[str, Any] = {}
-    for name in names:
-        current = getattr(model, name, None)
+    for name, current in model.__dict__.items():  # a pydantic model's fields, by value
+        if not current:
+            continue  # None, "", 0 and empty containers hold no secret
         cleaned = _scrub_field(name, current, depth)
         if cleaned is not current:
             update[name] = cleaned
