@@ -8,6 +8,7 @@ reported once per kind, then as counts, so a dead collector cannot flood the log
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from typing import Any
@@ -36,6 +37,34 @@ log: Any = structlog.wrap_logger(
 
 _counts: Counter[str] = Counter()
 _lock = threading.Lock()
+_internal_errors = 0
+
+
+def report_internal_error(where: str, exc: BaseException) -> None:
+    """A bug in lcel-trace itself, caught so the caller's chain goes on: logged with its
+    traceback the first time per place, then counted (`internal_error_count`)."""
+    global _internal_errors
+    key = f"internal_error:{where}"
+    with _lock:
+        _internal_errors += 1
+        _counts[key] += 1
+        count = _counts[key]
+    if count == 1 or _is_power_of_ten(count):
+        log.error("internal_error", where=where, occurrences=count, exc_info=exc)
+
+
+def internal_error_count() -> int:
+    """How many internal errors lcel-trace has caught and swallowed in this process."""
+    with _lock:
+        return _internal_errors
+
+
+def _reset_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_after_fork)
 
 
 def warn_once(kind: str, *, source: str = "", **fields: Any) -> None:

@@ -2,42 +2,130 @@
 
 Exporters only ever receive frozen records, on a background thread of their own,
 through a bounded queue. The caller's only cost is one non-blocking hand-off per
-batch; when the queue is full the batch is dropped, counted and logged once. A
+batch; when the queue is full, stream chunks go first, then events and spans, and every
+loss is counted and logged once. Trace boundaries (`TraceStart`, `TraceEnd`) are always
+delivered, so an exporter never keeps state for a trace whose end it did not see. A
 failing exporter is caught here, at one point, and never reaches the caller.
+
+Processors belong to their exporter: a registry keyed weakly finds the one for an
+exporter object, and forgets it when the exporter is shut down or no traced runnable
+holds it any more. A worker thread exits when idle and restarts on demand; after
+`os.fork()` the child starts with empty queues of its own.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
-from lcel_trace._log import log, warn_once
-from lcel_trace.records import Record
-from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
+from lcel_trace._log import log, report_internal_error, warn_once
+from lcel_trace.span import Record, Span, TraceEnd, TraceEvent, TraceStart
+
+__all__ = [
+    "DEFAULT_MAX_QUEUE",
+    "BaseExporter",
+    "ExportProcessor",
+    "ExporterCapabilities",
+    "ExporterHooks",
+    "ExporterStats",
+    "RecordChunks",
+    "SpanExporter",
+    "exporter_stats",
+    "flush_all",
+    "processor_for",
+]
 
 DEFAULT_MAX_QUEUE = 100_000
 """Records (and recorded chunks) an exporter may have waiting before batches are dropped."""
+EXIT_FLUSH_TIMEOUT_S = 5.0
+"""How long interpreter exit waits, in total, for every exporter to drain and flush."""
+WORKER_IDLE_S = 2.0
+"""A worker thread with nothing to do for this long exits (and its exporter is told)."""
+
+RecordChunks = Literal["none", "root", "all"]
+_CHUNK_LEVELS = {"none": 0, "root": 1, "all": 2}
 
 
 @runtime_checkable
 class SpanExporter(Protocol):
     """Receives finished spans on a background thread of its own.
 
-    It may also define `on_trace_start(start)`, `on_event(event)` and `on_trace_end(end)`
-    to see the whole record stream, or `on_batch(records)` to take each hand-off whole
-    (in order: trace starts, events, spans, trace ends, as they happened).
+    Every method is called on the exporter's worker thread, never on the caller's,
+    except `force_flush` and `shutdown`, which run where they are called. A method
+    may block (file or network I/O); while it does, new batches wait in the queue and
+    are dropped (counted) once it is full. Exceptions are caught, counted and logged.
+    The optional members are listed in `ExporterHooks`.
     """
 
-    def export(self, spans: Sequence[Span]) -> None: ...
+    def export(self, spans: Sequence[Span]) -> None:
+        """Finished spans, in the order they ended."""
 
-    def force_flush(self, timeout_s: float | None = None) -> bool: ...
+    def force_flush(self, timeout_s: float | None = None) -> bool:
+        """Write everything handed over so far; False if `timeout_s` ran out first."""
 
-    def shutdown(self) -> None: ...
+    def shutdown(self) -> None:
+        """Flush and release resources; idempotent."""
+
+
+class ExporterHooks(Protocol):
+    """Optional members of an exporter, read once when it is first attached.
+
+    - `on_batch(records)`: takes each hand-off whole, in order (trace starts, events,
+      spans, trace ends as they happened); when present, the per-type hooks and
+      `export` are not called.
+    - `on_trace_start(start)`, `on_event(event)`, `on_trace_end(end)`: one record each.
+    - `on_idle()`: the worker thread is about to sleep for lack of work (close files).
+    - `record_chunks`: whose stream chunks to hand over ("none", "root", "all").
+    - `max_queue`: how many records may wait before batches are dropped.
+    All hooks run on the exporter's worker thread.
+    """
+
+    record_chunks: RecordChunks
+    max_queue: int
+
+    def on_batch(self, records: Sequence[Record]) -> None: ...
+
+    def on_trace_start(self, start: TraceStart) -> None: ...
+
+    def on_event(self, event: TraceEvent) -> None: ...
+
+    def on_trace_end(self, end: TraceEnd) -> None: ...
+
+    def on_idle(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterCapabilities:
+    """What an exporter implements beyond `SpanExporter`, read once."""
+
+    on_batch: bool
+    on_trace_start: bool
+    on_event: bool
+    on_trace_end: bool
+    on_idle: bool
+    chunk_level: int
+    max_queue: int
+
+    @classmethod
+    def of(cls, exporter: SpanExporter) -> ExporterCapabilities:
+        record_chunks = getattr(exporter, "record_chunks", "none")
+        max_queue = getattr(exporter, "max_queue", DEFAULT_MAX_QUEUE)
+        return cls(
+            on_batch=callable(getattr(exporter, "on_batch", None)),
+            on_trace_start=callable(getattr(exporter, "on_trace_start", None)),
+            on_event=callable(getattr(exporter, "on_event", None)),
+            on_trace_end=callable(getattr(exporter, "on_trace_end", None)),
+            on_idle=callable(getattr(exporter, "on_idle", None)),
+            chunk_level=_CHUNK_LEVELS.get(str(record_chunks), 0),
+            max_queue=max_queue if isinstance(max_queue, int) and max_queue > 0 else 0,
+        )
 
 
 def batch_weight(batch: Sequence[Record]) -> int:
@@ -50,92 +138,103 @@ def batch_weight(batch: Sequence[Record]) -> int:
     return weight
 
 
-def _is_stream(record: Record) -> bool:
-    return isinstance(record, TraceEvent) and record.kind == "stream"
-
-
 class ExportProcessor:
     """One exporter's bounded queue and worker thread; never raises into its caller."""
 
-    def __init__(self, exporter: SpanExporter, *, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+    def __init__(self, exporter: SpanExporter) -> None:
         self.exporter = exporter
-        self.max_queue = max_queue
+        self.capabilities = ExporterCapabilities.of(exporter)
+        self.max_queue = self.capabilities.max_queue or DEFAULT_MAX_QUEUE
         self.dropped_records = 0
         self.dropped_chunks = 0
         self.failed_calls = 0
+        self._name = type(exporter).__name__
+        self._closed = False
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh queue, lock and no worker: at creation, and in a forked child."""
         self._queue: deque[tuple[Sequence[Record], int]] = deque()
         self._queued_records = 0
         self._in_flight = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._closed = False
-        self._name = type(exporter).__name__
+
+    @property
+    def queued(self) -> int:
+        with self._cond:
+            return self._queued_records
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def submit(self, batch: Sequence[Record]) -> bool:
         """Queue a batch without blocking; False (and counted) when anything was dropped.
 
-        When the queue cannot take the whole batch, its recorded chunks go first: the
-        structure of a trace (starts, ends, spans) is worth more than its stream.
+        When the queue cannot take the whole batch, its stream chunks go first, then
+        events and spans; trace starts and ends always get through.
         """
         if not batch:
             return True
         with self._cond:
             if self._closed:
                 self.dropped_records += len(batch)
-                warn_once("export_after_shutdown", source=self._name, dropped=len(batch))
-                return False
-            room = self.max_queue - self._queued_records
-            weight = batch_weight(batch)
-            dropped_chunks = 0
+                dropped = True
+            else:
+                dropped = self._enqueue(batch)
+            counts = (self.dropped_records, self.dropped_chunks)
+        if dropped:
+            kind = "export_after_shutdown" if self._closed else "export_queue_full"
+            warn_once(kind, source=self._name, dropped_records=counts[0], dropped_chunks=counts[1])
+        return not dropped
+
+    def _enqueue(self, batch: Sequence[Record]) -> bool:
+        # A tenth of the queue is kept for trace starts and ends, so an exporter sees
+        # the end of every trace it saw begin unless it stays stuck for that long too.
+        room = self.max_queue - self.max_queue // 10 - self._queued_records
+        weight = batch_weight(batch)
+        dropped = False
+        if weight > room:
+            dropped = True
+            kept = [r for r in batch if not (isinstance(r, TraceEvent) and r.kind == "stream")]
+            self.dropped_chunks += weight - batch_weight(kept) - (len(batch) - len(kept))
+            self.dropped_records += len(batch) - len(kept)
+            batch, weight = kept, batch_weight(kept)
             if weight > room:
-                kept = [r for r in batch if not _is_stream(r)]
-                dropped_chunks = weight - batch_weight(kept) - (len(batch) - len(kept))
-                self.dropped_records += len(batch) - len(kept)
-                self.dropped_chunks += dropped_chunks
-                batch, weight = kept, batch_weight(kept)
-            if weight > room:
-                self.dropped_records += len(batch)
-                batch, weight = [], 0
-            if batch:
-                self._queue.append((batch, weight))
-                self._queued_records += weight
-                if self._thread is None:
-                    self._start_worker()
-                self._cond.notify()
-            dropped, lost_chunks = self.dropped_records, self.dropped_chunks
-        if weight == 0 or dropped_chunks:
-            warn_once(
-                "export_queue_full",
-                source=self._name,
-                dropped_records=dropped,
-                dropped_chunks=lost_chunks,
-            )
-            return False
-        return True
+                bounds = [r for r in batch if isinstance(r, (TraceStart, TraceEnd))]
+                if len(bounds) > self.max_queue - self._queued_records:
+                    bounds = []
+                self.dropped_records += len(batch) - len(bounds)
+                batch, weight = bounds, len(bounds)
+        if batch:
+            self._queue.append((batch, weight))
+            self._queued_records += weight
+            if self._thread is None:
+                self._start_worker()
+            self._cond.notify()
+        return dropped
 
     def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until everything queued so far was handed to the exporter."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
             while self._queue or self._in_flight:
-                if self._thread is None or not self._thread.is_alive():
-                    return not self._queue
+                if self._thread is None:
+                    self._start_worker()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._cond.wait(remaining)
         return True
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self, timeout_s: float | None = None) -> bool:
-        """Drain, then refuse further batches; idempotent."""
+        """Drain, then refuse further batches and forget this processor; idempotent."""
         drained = self.drain(timeout_s)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        _forget(self)
         return drained
 
     def _start_worker(self) -> None:
@@ -147,10 +246,12 @@ class ExportProcessor:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
+                if not self._queue and not self._closed:
+                    self._cond.wait(WORKER_IDLE_S)
                 if not self._queue:
-                    return
+                    self._thread = None  # idle or closed: a later submit starts a new one
+                    self._cond.notify_all()
+                    break
                 batch, weight = self._queue.popleft()
                 self._queued_records -= weight
                 self._in_flight += 1
@@ -160,9 +261,12 @@ class ExportProcessor:
                 with self._cond:
                     self._in_flight -= 1
                     self._cond.notify_all()
+        if self.capabilities.on_idle:
+            self._call("on_idle", None)
 
     def _deliver(self, batch: Sequence[Record]) -> None:
-        if hasattr(self.exporter, "on_batch"):
+        caps = self.capabilities
+        if caps.on_batch:
             self._call("on_batch", batch)
             return
         spans: list[Span] = []
@@ -171,7 +275,7 @@ class ExportProcessor:
                 spans.append(record)
                 continue
             method = _HOOKS[type(record)]
-            if not hasattr(self.exporter, method):
+            if not getattr(caps, method):
                 continue
             if spans:
                 self._call("export", spans)
@@ -182,7 +286,10 @@ class ExportProcessor:
 
     def _call(self, method: str, argument: object) -> None:
         try:
-            getattr(self.exporter, method)(argument)
+            if argument is None:
+                getattr(self.exporter, method)()
+            else:
+                getattr(self.exporter, method)(argument)
         except Exception as exc:
             self.failed_calls += 1
             warn_once("exporter_failed", source=self._name, method=method, error=repr(exc))
@@ -193,21 +300,41 @@ _HOOKS: dict[type, str] = {
     TraceEvent: "on_event",
     TraceEnd: "on_trace_end",
 }
-_processors: dict[int, ExportProcessor] = {}
+_registry: weakref.WeakValueDictionary[int, ExportProcessor] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
 def processor_for(exporter: SpanExporter) -> ExportProcessor:
-    """The processor that owns `exporter`'s queue (one per exporter object)."""
-    # The processor holds the exporter, so an id stays unique while it is registered;
-    # exporters live as long as the process, which lets the exit hook flush them all.
+    """The processor that owns `exporter`'s queue (one per live exporter object).
+
+    The processor holds its exporter, so the id key stays unique while it is alive;
+    the registry holds processors weakly, so neither outlives its users.
+    """
+    if isinstance(exporter, BaseExporter):
+        return exporter.processor
+    return _registered(exporter)
+
+
+def _registered(exporter: SpanExporter) -> ExportProcessor:
     key = id(exporter)
     with _registry_lock:
-        processor = _processors.get(key)
-        if processor is None:
-            max_queue = getattr(exporter, "max_queue", DEFAULT_MAX_QUEUE)
-            processor = _processors[key] = ExportProcessor(exporter, max_queue=max_queue)
+        processor = _registry.get(key)
+        if processor is None or processor.exporter is not exporter or processor.closed:
+            processor = ExportProcessor(exporter)
+            _registry[key] = processor
         return processor
+
+
+def _forget(processor: ExportProcessor) -> None:
+    with _registry_lock:
+        key = id(processor.exporter)
+        if _registry.get(key) is processor:
+            del _registry[key]
+
+
+def _live_processors() -> list[ExportProcessor]:
+    with _registry_lock:
+        return [p for p in _registry.values() if not p.closed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,51 +350,81 @@ class ExporterStats:
 def exporter_stats(exporter: SpanExporter) -> ExporterStats:
     """Counters for any exporter passed to `trace()` (bundled or your own)."""
     processor = processor_for(exporter)
-    with processor._cond:
-        return ExporterStats(
-            queued=processor._queued_records,
-            dropped_records=processor.dropped_records,
-            dropped_chunks=processor.dropped_chunks,
-            failed_calls=processor.failed_calls,
-        )
+    return ExporterStats(
+        queued=processor.queued,
+        dropped_records=processor.dropped_records,
+        dropped_chunks=processor.dropped_chunks,
+        failed_calls=processor.failed_calls,
+    )
 
 
-def flush_all(timeout_s: float | None = 5.0) -> bool:
-    """Drain every exporter's queue and flush it; True when all of it was written."""
+def flush_all(timeout_s: float | None = EXIT_FLUSH_TIMEOUT_S) -> bool:
+    """Drain every exporter's queue and flush it; True when all of it was written.
+
+    Bounded by `timeout_s` in total, even when an exporter's `force_flush` blocks.
+    """
     drained, flushed = _flush_everything(timeout_s)
     return drained and flushed
 
 
 def _flush_everything(timeout_s: float | None) -> tuple[bool, bool]:
-    with _registry_lock:
-        processors = [p for p in _processors.values() if not p.closed]
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+    def remaining() -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
     drained = flushed = True
-    for processor in processors:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        drained = processor.drain(remaining) and drained
+    for processor in _live_processors():
+        drained = processor.drain(remaining()) and drained
+        flushed = _bounded_flush(processor, remaining()) and flushed
+    return drained, flushed
+
+
+def _bounded_flush(processor: ExportProcessor, timeout_s: float | None) -> bool:
+    """`force_flush` on a helper thread, waited for at most `timeout_s`."""
+    outcome: list[bool] = []
+
+    def flush() -> None:
         try:
-            flushed = bool(processor.exporter.force_flush(remaining)) and flushed
+            outcome.append(bool(processor.exporter.force_flush(timeout_s)))
         except Exception as exc:
             warn_once(
-                "exporter_failed",
-                source=type(processor.exporter).__name__,
-                method="force_flush",
-                error=repr(exc),
+                "exporter_failed", source=processor._name, method="force_flush", error=repr(exc)
             )
-            flushed = False
-    return drained, flushed
+            outcome.append(False)
+
+    if timeout_s is None:
+        flush()
+    else:
+        helper = threading.Thread(target=flush, name="lcel-trace-flush", daemon=True)
+        helper.start()
+        helper.join(timeout_s)
+    return bool(outcome and outcome[0])
 
 
 def _flush_at_exit() -> None:
     # Only what is still in lcel-trace's own queues counts as lost here; a backend
     # the application already shut down may refuse a flush that has nothing left.
-    drained, _ = _flush_everything(timeout_s=5.0)
+    try:
+        drained, _ = _flush_everything(EXIT_FLUSH_TIMEOUT_S)
+    except Exception as exc:
+        report_internal_error("exit_flush", exc)
+        return
     if not drained:
-        log.warning("exit_flush_incomplete", timeout_s=5.0)
+        log.warning("exit_flush_incomplete", timeout_s=EXIT_FLUSH_TIMEOUT_S)
+
+
+def _reset_after_fork() -> None:
+    """In a forked child: the parent's queues and threads are the parent's to finish."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for processor in list(_registry.values()):
+        processor._reset()
 
 
 atexit.register(_flush_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class BaseExporter:
@@ -279,13 +436,21 @@ class BaseExporter:
 
     def __init__(self) -> None:
         self._shut_down = False
+        self._processor: ExportProcessor | None = None
+
+    @property
+    def processor(self) -> ExportProcessor:
+        """This exporter's queue and worker (owned here, so it lives as long as we do)."""
+        if self._processor is None:
+            self._processor = _registered(self)
+        return self._processor
 
     def export(self, spans: Sequence[Span]) -> None:
         """Write finished spans (called on this exporter's background thread)."""
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
         """Write everything queued for this exporter; False if `timeout_s` ran out first."""
-        drained = processor_for(self).drain(timeout_s)
+        drained = self.processor.drain(timeout_s)
         return self._flush() and drained
 
     def shutdown(self) -> None:
@@ -293,13 +458,13 @@ class BaseExporter:
         if self._shut_down:
             return
         self._shut_down = True
-        processor_for(self).close(self.shutdown_timeout_s)
+        self.processor.close(self.shutdown_timeout_s)
         self._close()
 
     @property
     def dropped_records(self) -> int:
         """Records dropped because the queue was full or the exporter was shut down."""
-        return processor_for(self).dropped_records
+        return self.processor.dropped_records
 
     def _flush(self) -> bool:
         return True

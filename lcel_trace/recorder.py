@@ -1,65 +1,79 @@
-"""The callback handler attached to the real call: v2-shaped events, stamped as they happen.
+"""The callback producer: LangChain callbacks in, v2-shaped events out, stamped as they happen.
 
 `astream_events` reads its events from an unbounded queue, so a slow consumer sees
-them late, and it drops the errors of everything but tools. This handler rides on
-the same callback machinery, inside the call itself: each event is stamped at the
-moment LangChain reports it, real exceptions arrive through the `on_*_error`
-callbacks, and no queue or extra task stands between the chain and its caller.
+them late, and it drops the errors of everything but tools. This handler rides on the
+same callback machinery, inside the call itself: each event is stamped at the moment
+LangChain reports it, real exceptions arrive through the `on_*_error` callbacks, and
+no queue or extra task stands between the chain and its caller. It keeps no run table:
+who a run is (name, type, parents) is the session's assembler's to know.
 
-`StreamingRecorder` also taps stream output like LangChain's own v2 handler, so
-chain steps (parsers, sequences) report their chunks. It is only attached to
-streaming calls: a tap makes chat models stream, and `invoke` must stay `invoke`.
+`TappingRecorder` also taps chain steps' stream output, as LangChain's own v2 handler
+does. Being a streaming handler makes a chat model that is *invoked* under it stream,
+so the wrapper attaches it only where that cannot change behaviour (see `wrapper.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import time
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
 
-from lcel_trace._log import warn_once
-from lcel_trace.assemble import EPOCH_OFFSET_NS, now_ns, run_type_of
-from lcel_trace.redact import scrub, scrub_text
+from lcel_trace._log import report_internal_error
+from lcel_trace.assemble import RunIdentity
+from lcel_trace.clock import now_ns
+from lcel_trace.normalise import run_type_of
 from lcel_trace.span import EventKind, RunType, TraceEvent
 
-if TYPE_CHECKING:
-    from lcel_trace.session import TraceSession
+__all__ = [
+    "AsyncRecorder",
+    "AsyncTappingRecorder",
+    "EventSink",
+    "Recorder",
+    "TappingRecorder",
+    "recorder_of",
+]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., None])
 
 
-class _RunInfo:
-    __slots__ = ("family", "id", "inputs", "metadata", "name", "parent_ids", "run_type", "tags")
+class EventSink(Protocol):
+    """Where a producer's events go: a `TraceSession`."""
 
-    def __init__(
-        self,
-        run_id: UUID,
-        family: str,
-        name: str,
-        run_type: RunType,
-        tags: tuple[str, ...],
-        metadata: dict[str, Any],
-        parent_ids: tuple[str, ...],
-        inputs: Any,
-    ) -> None:
-        self.id = str(run_id)
-        self.family = family
-        self.name = name
-        self.run_type = run_type
-        self.tags = tags
-        self.metadata = metadata
-        self.parent_ids = parent_ids
-        self.inputs = inputs
+    trace_id: str
+
+    @property
+    def root_run_id(self) -> str | None: ...
+
+    def feed(self, event: TraceEvent) -> None: ...
+
+    def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None: ...
+
+    def chunk_sink(self, run_id: str) -> Callable[[str, int, Any], None]: ...
+
+    def identity(self, run_id: str) -> RunIdentity | None: ...
 
 
-def _run_name(name: str | None, serialized: dict[str, Any] | None) -> str:
+def _guarded(method: F) -> F:
+    """A recorder bug must never reach the chain: log it (with traceback) and count it."""
+    where = method.__name__
+
+    @functools.wraps(method)
+    def guarded(self: Recorder, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception as exc:
+            report_internal_error(f"recorder.{where}", exc)
+
+    return guarded  # type: ignore[return-value]
+
+
+def _run_name(name: str | None, serialized: Mapping[str, Any] | None) -> str:
     if name is not None:
         return name
     if serialized:
@@ -70,64 +84,58 @@ def _run_name(name: str | None, serialized: dict[str, Any] | None) -> str:
     return "Unnamed"
 
 
-# langchain-core 1.8's AsyncCallbackManager.on_llm_start calls only the inline handlers
-# when any is attached, so an inline recorder would hide non-chat LLM starts from every
-# other handler (LangSmith's tracer, say). The recorder looks non-inline to that one
-# method; ahandle_event, which it then calls, still runs the recorder inline.
-_SKIPS_OTHERS_WHEN_INLINE = AsyncCallbackManager.on_llm_start.__code__
+def _llm_output(response: LLMResult, run_type: RunType) -> Any:
+    """A model's end output as v2 reports it: the message for chat models, the
+    generations for completion models."""
+    if run_type == "chat_model":
+        for generations in response.generations:
+            for generation in generations:
+                message = getattr(generation, "message", None)
+                if message is not None:
+                    return message
+        return None
+    return {
+        "generations": [
+            [
+                {"text": g.text, "generation_info": g.generation_info, "type": g.type}
+                for g in generations
+            ]
+            for generations in response.generations
+        ],
+        "llm_output": response.llm_output,
+    }
 
 
 class Recorder(BaseCallbackHandler):
-    """Turns LangChain callbacks for one trace into stamped `TraceEvent`s for its session."""
+    """Turns LangChain callbacks for one trace into stamped `TraceEvent`s for its sink.
 
+    Inline (called in the caller's task, no thread hop). LangChain's
+    `AsyncCallbackManager.on_llm_start` calls only the inline handlers when any is
+    attached, so beside the recorder a non-inline handler misses that one callback for
+    completion-style LLMs under async calls, exactly as it does beside LangSmith's
+    tracer; chat models and every other callback are unaffected.
+    """
+
+    run_inline = True
     raise_error = False
 
-    @property
-    def run_inline(self) -> bool:  # type: ignore[override]  # LangChain's is a plain attribute
-        """Inline (called in the caller's task, no thread hop), except where that hides
-        other handlers from an event (see `_SKIPS_OTHERS_WHEN_INLINE`)."""
-        caller = sys._getframe(1)
-        if caller.f_code.co_name == "<listcomp>" and caller.f_back is not None:
-            caller = caller.f_back
-        return caller.f_code is not _SKIPS_OTHERS_WHEN_INLINE
-
-    def __init__(self, session: TraceSession, name_run_types: Mapping[str, RunType]) -> None:
-        self._session = session
+    def __init__(
+        self,
+        sink: EventSink,
+        name_run_types: Mapping[str, RunType],
+        *,
+        root_counted_elsewhere: bool = False,
+    ) -> None:
+        self.sink = sink
         self._name_run_types = name_run_types
-        self._runs: dict[UUID, _RunInfo] = {}
-        self._tapped: set[UUID] = set()
-        self._running: list[UUID] = []
-        self._trace_id = session.trace_id
-        self.root_run_id = session.root_run_id
+        self._root_counted_elsewhere = root_counted_elsewhere
+        self._tapped: set[str] = set()
 
     @property
     def trace_id(self) -> str:
-        return self._trace_id
+        return self.sink.trace_id
 
-    def run_info(self, run_id: str) -> _RunInfo | None:
-        """What the recorder knows of a run (name, type, parents), if it has seen it."""
-        return self._runs.get(UUID(run_id))
-
-    # -- plumbing ---------------------------------------------------------------------
-
-    def _emit(
-        self, kind: EventKind, event: str, run_id: UUID, info: _RunInfo, data: dict[str, Any]
-    ) -> None:
-        self._session.on_event(
-            TraceEvent(
-                trace_id=self._trace_id,
-                kind=kind,
-                event=event,
-                run_id=info.id,
-                parent_ids=info.parent_ids,
-                name=info.name,
-                run_type=info.run_type,
-                tags=info.tags,
-                metadata=info.metadata,
-                data=data,
-                ts_ns=now_ns(),
-            )
-        )
+    # -- the two shapes of event ----------------------------------------------------
 
     def _open(
         self,
@@ -139,43 +147,50 @@ class Recorder(BaseCallbackHandler):
         metadata: dict[str, Any] | None,
         data: dict[str, Any],
     ) -> None:
-        if parent_run_id is None and self._running and str(run_id) != self.root_run_id:
-            # LangChain loses the parent link on some invoke paths (with_fallbacks runs
-            # its candidates through a context copy): adopt the innermost running run.
-            parent_run_id = self._running[-1]
-            data["parent_inferred"] = True
-        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
-        parent_ids = (*parent.parent_ids, str(parent_run_id)) if parent is not None else ()
-        info = _RunInfo(
-            run_id=run_id,
-            family=family,
-            name=name,
-            run_type=run_type_of(family, name, self._name_run_types),
-            tags=tuple(scrub_text(tag) for tag in tags or ()),
-            metadata=scrub(dict(metadata or {})),
-            parent_ids=parent_ids,
-            inputs=data.get("input"),
+        parent_ids: tuple[str, ...] = ()
+        if parent_run_id is not None:
+            parent_id = str(parent_run_id)
+            parent = self.sink.identity(parent_id)
+            parent_ids = (*parent.parent_ids, parent_id) if parent is not None else (parent_id,)
+        self.sink.feed(
+            TraceEvent(
+                trace_id=self.sink.trace_id,
+                kind="start",
+                event=f"on_{family}_start",
+                run_id=str(run_id),
+                parent_ids=parent_ids,
+                name=name,
+                run_type=run_type_of(family, name, self._name_run_types),
+                tags=tuple(tags or ()),
+                metadata=dict(metadata or {}),
+                data=data,
+                ts_ns=now_ns(),
+            )
         )
-        self._runs[run_id] = info
-        self._running.append(run_id)
-        self._emit("start", f"on_{family}_start", run_id, info, data)
 
-    def _close(self, run_id: UUID, phase: str, data: dict[str, Any]) -> None:
-        info = self._runs.get(run_id)
-        if info is None:
+    def _close(self, run_id: UUID, kind: EventKind, data: dict[str, Any]) -> None:
+        identity = self.sink.identity(str(run_id))
+        if identity is None:
             return
-        with contextlib.suppress(ValueError):
-            self._running.remove(run_id)
-        if "input" not in data and info.inputs is not None:
-            data["input"] = info.inputs
-        kind: EventKind = "end" if phase == "end" else "error"
-        self._emit(kind, f"on_{info.family}_{phase}", run_id, info, data)
+        self.sink.feed(
+            TraceEvent(
+                trace_id=self.sink.trace_id,
+                kind=kind,
+                event=f"on_{identity.family}_{kind}",
+                run_id=identity.run_id,
+                parent_ids=identity.parent_ids,
+                name=identity.name,
+                run_type=identity.run_type,
+                tags=identity.tags,
+                metadata=identity.metadata,
+                data=data,
+                ts_ns=now_ns(),
+            )
+        )
 
-    def _guard(self, where: str, exc: Exception) -> None:
-        warn_once("recorder_failed", callback=where, error=repr(exc))
+    # -- starts ---------------------------------------------------------------------
 
-    # -- chains, prompts, parsers ---------------------------------------------------
-
+    @_guarded
     def on_chain_start(
         self,
         serialized: dict[str, Any] | None,
@@ -189,39 +204,12 @@ class Recorder(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            family = run_type or "chain"
-            data: dict[str, Any] = {} if inputs == {"input": ""} else {"input": inputs}
-            self._open(
-                family, run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
-            )
-        except Exception as exc:
-            self._guard("on_chain_start", exc)
+        # Streamed steps start with the placeholder {"input": ""}: v2 leaves it out.
+        data: dict[str, Any] = {} if inputs == {"input": ""} else {"input": inputs}
+        family = run_type or "chain"
+        self._open(family, run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
 
-    def on_chain_end(
-        self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kwargs: Any
-    ) -> None:
-        try:
-            data: dict[str, Any] = {"output": outputs}
-            if inputs is not None:
-                data["input"] = inputs
-            self._close(run_id, "end", data)
-        except Exception as exc:
-            self._guard("on_chain_end", exc)
-
-    def on_chain_error(
-        self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kwargs: Any
-    ) -> None:
-        try:
-            data: dict[str, Any] = {"error": error}
-            if inputs is not None:
-                data["input"] = inputs
-            self._close(run_id, "error", data)
-        except Exception as exc:
-            self._guard("on_chain_error", exc)
-
-    # -- models -----------------------------------------------------------------------
-
+    @_guarded
     def on_chat_model_start(
         self,
         serialized: dict[str, Any] | None,
@@ -234,22 +222,11 @@ class Recorder(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            data: dict[str, Any] = {"input": {"messages": messages}}
-            if kwargs.get("invocation_params"):
-                data["invocation_params"] = kwargs["invocation_params"]
-            self._open(
-                "chat_model",
-                run_id,
-                parent_run_id,
-                _run_name(name, serialized),
-                tags,
-                metadata,
-                data,
-            )
-        except Exception as exc:
-            self._guard("on_chat_model_start", exc)
+        data = self._model_start_data({"messages": messages}, kwargs)
+        name = _run_name(name, serialized)
+        self._open("chat_model", run_id, parent_run_id, name, tags, metadata, data)
 
+    @_guarded
     def on_llm_start(
         self,
         serialized: dict[str, Any] | None,
@@ -262,79 +239,17 @@ class Recorder(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            data: dict[str, Any] = {"input": {"prompts": prompts}}
-            if kwargs.get("invocation_params"):
-                data["invocation_params"] = kwargs["invocation_params"]
-            self._open(
-                "llm", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
-            )
-        except Exception as exc:
-            self._guard("on_llm_start", exc)
+        data = self._model_start_data({"prompts": prompts}, kwargs)
+        self._open("llm", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
 
-    def on_llm_new_token(
-        self,
-        token: Any,
-        *,
-        chunk: GenerationChunk | ChatGenerationChunk | None = None,
-        run_id: UUID,
-        **kwargs: Any,
-    ) -> None:
-        info = self._runs.get(run_id)
-        if info is None or run_id in self._tapped:
-            return
-        try:
-            if isinstance(chunk, ChatGenerationChunk):
-                value: Any = chunk.message
-            elif chunk is not None:
-                value = chunk
-            elif info.run_type == "chat_model":
-                value = AIMessageChunk(content=token)
-            else:
-                value = GenerationChunk(text=token if isinstance(token, str) else "")
-            self._session.on_chunk(info.id, EPOCH_OFFSET_NS + time.perf_counter_ns(), value)
-        except Exception as exc:
-            self._guard("on_llm_new_token", exc)
+    @staticmethod
+    def _model_start_data(inputs: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = {"input": inputs}
+        if kwargs.get("invocation_params"):
+            data["invocation_params"] = kwargs["invocation_params"]
+        return data
 
-    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            info = self._runs.get(run_id)
-            if info is None:
-                return
-            output: Any
-            if info.run_type == "chat_model":
-                output = next(
-                    (
-                        gen.message
-                        for gens in response.generations
-                        for gen in gens
-                        if hasattr(gen, "message")
-                    ),
-                    None,
-                )
-            else:
-                output = {
-                    "generations": [
-                        [
-                            {"text": g.text, "generation_info": g.generation_info, "type": g.type}
-                            for g in gens
-                        ]
-                        for gens in response.generations
-                    ],
-                    "llm_output": response.llm_output,
-                }
-            self._close(run_id, "end", {"output": output})
-        except Exception as exc:
-            self._guard("on_llm_end", exc)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._close(run_id, "error", {"error": error})
-        except Exception as exc:
-            self._guard("on_llm_error", exc)
-
-    # -- tools and retrievers -----------------------------------------------------------
-
+    @_guarded
     def on_tool_start(
         self,
         serialized: dict[str, Any] | None,
@@ -348,28 +263,12 @@ class Recorder(BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            data: dict[str, Any] = {"input": inputs if inputs is not None else input_str}
-            if kwargs.get("tool_call_id"):
-                data["tool_call_id"] = kwargs["tool_call_id"]
-            self._open(
-                "tool", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
-            )
-        except Exception as exc:
-            self._guard("on_tool_start", exc)
+        data: dict[str, Any] = {"input": inputs if inputs is not None else input_str}
+        if kwargs.get("tool_call_id"):
+            data["tool_call_id"] = kwargs["tool_call_id"]
+        self._open("tool", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
 
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._close(run_id, "end", {"output": output})
-        except Exception as exc:
-            self._guard("on_tool_end", exc)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._close(run_id, "error", {"error": error})
-        except Exception as exc:
-            self._guard("on_tool_error", exc)
-
+    @_guarded
     def on_retriever_start(
         self,
         serialized: dict[str, Any] | None,
@@ -382,33 +281,82 @@ class Recorder(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            self._open(
-                "retriever",
-                run_id,
-                parent_run_id,
-                _run_name(name, serialized),
-                tags,
-                metadata,
-                {"input": {"query": query}},
-            )
-        except Exception as exc:
-            self._guard("on_retriever_start", exc)
+        data = {"input": {"query": query}}
+        name = _run_name(name, serialized)
+        self._open("retriever", run_id, parent_run_id, name, tags, metadata, data)
 
+    # -- ends and errors -------------------------------------------------------------
+
+    @_guarded
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kw: Any) -> None:
+        data: dict[str, Any] = {"output": outputs}
+        if inputs is not None:
+            data["input"] = inputs
+        self._close(run_id, "end", data)
+
+    @_guarded
+    def on_chain_error(
+        self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kw: Any
+    ) -> None:
+        data: dict[str, Any] = {"error": error}
+        if inputs is not None:
+            data["input"] = inputs
+        self._close(run_id, "error", data)
+
+    @_guarded
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        identity = self.sink.identity(str(run_id))
+        if identity is not None:
+            self._close(run_id, "end", {"output": _llm_output(response, identity.run_type)})
+
+    @_guarded
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._close(run_id, "error", {"error": error})
+
+    @_guarded
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._close(run_id, "end", {"output": output})
+
+    @_guarded
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._close(run_id, "error", {"error": error})
+
+    @_guarded
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._close(run_id, "end", {"output": documents})
-        except Exception as exc:
-            self._guard("on_retriever_end", exc)
+        self._close(run_id, "end", {"output": documents})
 
+    @_guarded
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._close(run_id, "error", {"error": error})
-        except Exception as exc:
-            self._guard("on_retriever_error", exc)
+        self._close(run_id, "error", {"error": error})
 
-    # -- custom events ------------------------------------------------------------------
+    # -- stream chunks and custom events ------------------------------------------------
 
+    @_guarded
+    def on_llm_new_token(
+        self,
+        token: Any,
+        *,
+        chunk: GenerationChunk | ChatGenerationChunk | None = None,
+        run_id: UUID,
+        **kwargs: Any,
+    ) -> None:
+        key = str(run_id)
+        if key in self._tapped or (self._root_counted_elsewhere and key == self.sink.root_run_id):
+            return
+        identity = self.sink.identity(key)
+        if identity is None:
+            return
+        if isinstance(chunk, ChatGenerationChunk):
+            value: Any = chunk.message
+        elif chunk is not None:
+            value = chunk
+        elif identity.run_type == "chat_model":
+            value = AIMessageChunk(content=token)
+        else:
+            value = GenerationChunk(text=token if isinstance(token, str) else "")
+        self.sink.chunk(key, now_ns(), value)
+
+    @_guarded
     def on_custom_event(
         self,
         name: str,
@@ -419,27 +367,25 @@ class Recorder(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            info = self._runs.get(run_id)
-            parent_ids = (*info.parent_ids, str(run_id)) if info is not None else ()
-            self._session.on_event(
-                TraceEvent(
-                    trace_id=self._trace_id,
-                    kind="custom",
-                    event="on_custom_event",
-                    run_id=str(run_id),
-                    parent_ids=parent_ids,
-                    name=name,
-                    run_type="custom",
-                    tags=tuple(scrub_text(tag) for tag in tags or ()),
-                    metadata=scrub(dict(metadata or {})),
-                    data={"data": data},
-                    ts_ns=now_ns(),
-                )
+        key = str(run_id)
+        identity = self.sink.identity(key)
+        self.sink.feed(
+            TraceEvent(
+                trace_id=self.sink.trace_id,
+                kind="custom",
+                event="on_custom_event",
+                run_id=key,
+                parent_ids=(*identity.parent_ids, key) if identity is not None else (),
+                name=name,
+                run_type="custom",
+                tags=tuple(tags or ()),
+                metadata=dict(metadata or {}),
+                data={"data": data},
+                ts_ns=now_ns(),
             )
-        except Exception as exc:
-            self._guard("on_custom_event", exc)
+        )
 
+    # LangChain copies configs (and their handler lists) freely: stay one object.
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Recorder:
         return self
 
@@ -447,37 +393,137 @@ class Recorder(BaseCallbackHandler):
         return self
 
 
-class StreamingRecorder(Recorder):
-    """A `Recorder` that also taps stream output, so chain steps report their chunks."""
+class TappingRecorder(Recorder):
+    """A `Recorder` that also taps chain steps' stream output, so they report chunks.
 
-    def claim_tap(self, run_id: str) -> Callable[[str, int, Any], None]:
-        """Let the caller count `run_id`'s chunks itself (the wrapper's own iterator does,
-        for the root): no tap generator, one layer less per chunk. Returns the sink."""
-        self._tapped.add(UUID(run_id))
-        return self._session.chunk_sink(run_id)
+    LangChain lets only the first streaming handler on a run tap it; when another
+    streaming handler was attached before us (someone's `astream_events` around the
+    traced call), the recorder goes first and hands each stream on to it, so both see
+    every chunk. The root's chunks are counted by the traced iterator itself.
+    """
+
+    def __init__(
+        self,
+        sink: EventSink,
+        name_run_types: Mapping[str, RunType],
+        *,
+        forward_to: Any = None,
+        root_counted_elsewhere: bool = True,
+    ) -> None:
+        super().__init__(sink, name_run_types, root_counted_elsewhere=root_counted_elsewhere)
+        self._forward_to = forward_to
 
     def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[T]) -> AsyncIterator[T]:
-        if run_id in self._tapped:
-            return output
-        self._tapped.add(run_id)
-        return self._tap_async(str(run_id), output)
+        if self._forward_to is not None:
+            output = self._forward_to.tap_output_aiter(run_id, output)
+        key = self._claim(run_id)
+        return output if key is None else self._tap_async(key, output)
 
     def tap_output_iter(self, run_id: UUID, output: Iterator[T]) -> Iterator[T]:
-        if run_id in self._tapped:
-            return output
-        self._tapped.add(run_id)
-        return self._tap_sync(str(run_id), output)
+        if self._forward_to is not None:
+            output = self._forward_to.tap_output_iter(run_id, output)
+        key = self._claim(run_id)
+        return output if key is None else self._tap_sync(key, output)
 
-    # The per-chunk hot path: the clock inlined, the sink chosen once per run.
+    def _claim(self, run_id: UUID) -> str | None:
+        """The run id to count chunks for, or None when someone else counts them."""
+        key = str(run_id)
+        if key in self._tapped:
+            return None
+        if self._root_counted_elsewhere and key == self.sink.root_run_id:
+            return None
+        self._tapped.add(key)
+        return key
 
     async def _tap_async(self, run_id: str, output: AsyncIterator[T]) -> AsyncIterator[T]:
-        sink, clock = self._session.chunk_sink(run_id), time.perf_counter_ns
+        sink = self.sink.chunk_sink(run_id)
         async for chunk in output:
-            sink(run_id, EPOCH_OFFSET_NS + clock(), chunk)
+            sink(run_id, now_ns(), chunk)
             yield chunk
 
     def _tap_sync(self, run_id: str, output: Iterator[T]) -> Iterator[T]:
-        sink, clock = self._session.chunk_sink(run_id), time.perf_counter_ns
+        sink = self.sink.chunk_sink(run_id)
         for chunk in output:
-            sink(run_id, EPOCH_OFFSET_NS + clock(), chunk)
+            sink(run_id, now_ns(), chunk)
             yield chunk
+
+
+_CALLBACKS = (
+    "on_chain_start",
+    "on_chat_model_start",
+    "on_llm_start",
+    "on_tool_start",
+    "on_retriever_start",
+    "on_chain_end",
+    "on_chain_error",
+    "on_llm_end",
+    "on_llm_error",
+    "on_tool_end",
+    "on_tool_error",
+    "on_retriever_end",
+    "on_retriever_error",
+    "on_llm_new_token",
+    "on_custom_event",
+)
+
+
+class AsyncRecorder(AsyncCallbackHandler):
+    """A recorder for async calls whose other handlers are all non-inline.
+
+    LangChain's `AsyncCallbackManager.on_llm_start` calls only inline handlers when any
+    is attached, so an inline recorder would hide that callback from the others. This
+    one is not inline; being async, LangChain awaits it in the caller's task (no thread
+    hop), as it does LangChain's own `astream_events` handler.
+    """
+
+    run_inline = False
+    raise_error = False
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    @property
+    def trace_id(self) -> str:
+        return self.recorder.trace_id
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> AsyncRecorder:
+        return self
+
+    def __copy__(self) -> AsyncRecorder:
+        return self
+
+
+def _forwarding(name: str) -> Callable[..., Any]:
+    async def forward(self: AsyncRecorder, *args: Any, **kwargs: Any) -> None:
+        getattr(self.recorder, name)(*args, **kwargs)
+
+    forward.__name__ = name
+    return forward
+
+
+for _name in _CALLBACKS:
+    setattr(AsyncRecorder, _name, _forwarding(_name))
+
+
+class AsyncTappingRecorder(AsyncRecorder):
+    """An `AsyncRecorder` around a `TappingRecorder`: a streaming handler too."""
+
+    recorder: TappingRecorder
+
+    def __init__(self, recorder: TappingRecorder) -> None:
+        super().__init__(recorder)
+
+    def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[T]) -> AsyncIterator[T]:
+        return self.recorder.tap_output_aiter(run_id, output)
+
+    def tap_output_iter(self, run_id: UUID, output: Iterator[T]) -> Iterator[T]:
+        return self.recorder.tap_output_iter(run_id, output)
+
+
+def recorder_of(handler: object) -> Recorder | None:
+    """The lcel-trace recorder `handler` is (or wraps), if any."""
+    if isinstance(handler, Recorder):
+        return handler
+    if isinstance(handler, AsyncRecorder):
+        return handler.recorder
+    return None

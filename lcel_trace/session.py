@@ -1,36 +1,32 @@
-"""One traced call from start to finish: ids, the recorder, the assembler, the hand-offs.
+"""One trace from first event to last: the pipeline every producer feeds.
 
-A session buffers records and hands them to each exporter's queue in batches (at
-trace end, and every `HANDOFF_INTERVAL_NS` or `HANDOFF_MAX_CHUNKS` recorded chunks
-while a long run streams), so the
-caller's path holds no I/O. `finish` closes every span that is still open and
-delivers the finished `Trace` to the active `capture()` blocks.
+A session takes v2-shaped events (`feed`) and stream chunks (`chunk`) from whoever
+produces them (the callback recorder attached by `trace()`, or a consumed
+`astream_events` stream), turns them into spans through the assembler, and hands
+records to each exporter's queue in batches (at trace end, and every
+`HANDOFF_INTERVAL_NS` or `HANDOFF_MAX_CHUNKS` recorded chunks while a long run
+streams), so the caller's path holds no I/O. `finish` closes every span still open
+and delivers the finished `Trace` to the active `capture()` blocks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from importlib import metadata as importlib_metadata
-from typing import Any, Literal
-from uuid import UUID
+from typing import Any
 
-from langchain_core.callbacks import BaseCallbackManager
-from langchain_core.runnables import RunnableConfig, ensure_config
-
-from lcel_trace._log import log, warn_once
-from lcel_trace.assemble import SpanAssembler, now_ns
+from lcel_trace._log import log, report_internal_error
+from lcel_trace.assemble import RunIdentity, SpanAssembler
 from lcel_trace.capture import Capture, active_captures
-from lcel_trace.export import ExportProcessor, SpanExporter, processor_for
-from lcel_trace.recorder import Recorder, StreamingRecorder
-from lcel_trace.records import Record
-from lcel_trace.redact import Redactor
+from lcel_trace.clock import now_ns
+from lcel_trace.context import TraceOptions
+from lcel_trace.normalise import error_message, is_cancellation
+from lcel_trace.redact import scrub, scrub_text
 from lcel_trace.serialize import qualified_name
 from lcel_trace.span import (
-    RunType,
+    Record,
     Span,
     SpanError,
     Status,
@@ -40,23 +36,13 @@ from lcel_trace.span import (
     TraceStart,
 )
 
+__all__ = ["HANDOFF_INTERVAL_NS", "HANDOFF_MAX_CHUNKS", "HANDOFF_MAX_RECORDS", "TraceSession"]
+
 HANDOFF_INTERVAL_NS = 500_000_000
 HANDOFF_MAX_RECORDS = 512
 HANDOFF_MAX_CHUNKS = 4096
-RecordChunks = Literal["none", "root", "all"]
-_CHUNK_LEVELS: Mapping[str, int] = {"none": 0, "root": 1, "all": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class TraceSettings:
-    """What `trace()` was asked for, resolved once per wrapper."""
-
-    exporters: tuple[SpanExporter, ...]
-    redactor: Redactor
-    max_attr_chars: int
-    sample: float
-    name_run_types: Mapping[str, RunType]
-    name: str | None
+_CONTENT_KEYS = frozenset(("input", "output", "data", "chunk"))
+ChunkSink = Callable[[str, int, Any], None]
 
 
 def _versions() -> dict[str, str]:
@@ -72,82 +58,37 @@ def _versions() -> dict[str, str]:
 _VERSIONS = _versions()
 
 
-def _otel_parent() -> tuple[str, str] | None:
-    """(trace id, span id) of the OpenTelemetry span active right now, if any."""
-    try:
-        from opentelemetry import trace as otel_trace
-
-        context = otel_trace.get_current_span().get_span_context()
-    except Exception:
-        return None
-    if not context.is_valid:
-        return None
-    return format(context.trace_id, "032x"), format(context.span_id, "016x")
-
-
-def new_trace_id() -> str:
-    return os.urandom(16).hex()
-
-
-def is_sampled(trace_id: str, rate: float) -> bool:
-    """Deterministic by trace id, so every process samples a given trace the same way."""
-    if rate >= 1.0:
-        return True
-    if rate <= 0.0:
-        return False
-    return int(trace_id[:16], 16) / float(1 << 64) < rate
-
-
-def find_recorder(config: RunnableConfig | None) -> Recorder | None:
-    """The recorder of an enclosing traced call, when this call runs inside one."""
-    callbacks = (config or {}).get("callbacks")
-    handlers: Sequence[Any]
-    if isinstance(callbacks, BaseCallbackManager):
-        handlers = callbacks.handlers
-    elif isinstance(callbacks, list):
-        handlers = callbacks
-    else:
-        return None
-    for handler in handlers:
-        if isinstance(handler, Recorder):
-            return handler
-    return None
-
-
 class TraceSession:
-    """The state of one trace while its call runs."""
+    """The state of one trace while its events flow in."""
 
     def __init__(
         self,
-        settings: TraceSettings,
+        options: TraceOptions,
         *,
-        root_run_id: UUID,
         trace_id: str,
-        otel_parent_span_id: str | None,
         root_name: str,
-        streaming: bool,
+        otel_parent_span_id: str | None = None,
+        root_run_id: str | None = None,
     ) -> None:
         self.trace_id = trace_id
-        self.root_run_id = str(root_run_id)
         self.start_ns = now_ns()
         self.finished = False
-        self._settings = settings
-        self._redactor = settings.redactor.for_one_trace()
+        self.options = options
+        self._redactor = options.redactor.for_one_trace()
         self._captures: tuple[Capture, ...] = active_captures()
-        self._processors: list[ExportProcessor] = [processor_for(e) for e in settings.exporters]
-        level = max(
-            [_CHUNK_LEVELS.get(getattr(e, "record_chunks", "none"), 0) for e in settings.exporters]
-            + [1 if self._captures else 0]
-        )
-        self._record_root_chunks = level >= 1
-        self._record_all_chunks = level >= 2
+        self._processors = options.processors
+        self._record_root_chunks = options.record_root_chunks or bool(self._captures)
+        self._record_all_chunks = options.record_all_chunks
         self._keep_records = bool(self._processors)
         self._assembler = SpanAssembler(
             trace_id,
             redactor=self._redactor,
             root_parent_id=otel_parent_span_id,
-            aggregate_runs=(self.root_run_id,),
+            root_run_id=root_run_id,
         )
+        self._otel_parent_span_id = otel_parent_span_id
+        self._name = scrub_text(options.name or root_name)
+        self._started = False
         self._lock = threading.Lock()
         self._spans: list[Span] = []
         self._events: list[TraceEvent] = []
@@ -155,46 +96,29 @@ class TraceSession:
         self._pending: list[Record] = []
         self._chunks: dict[str, list[list[Any]]] = {}
         self._last_handoff_ns = self.start_ns
-        self._name = settings.name or root_name
-        self._append(
-            TraceStart(
-                trace_id=trace_id,
-                name=self._name,
-                start_ns=self.start_ns,
-                root_run_id=self.root_run_id,
-                otel_parent_span_id=otel_parent_span_id,
-                versions=_VERSIONS,
-                max_attr_chars=settings.max_attr_chars,
-            )
-        )
-        recorder_type = StreamingRecorder if streaming else Recorder
-        self.recorder = recorder_type(self, settings.name_run_types)
 
-    # -- wiring ---------------------------------------------------------------------
+    @property
+    def root_run_id(self) -> str | None:
+        """The run id of the first run that started in this trace (its root)."""
+        return self._assembler.root_run_id
 
-    def attach(self, config: RunnableConfig | None) -> RunnableConfig:
-        """`config` with this session's recorder added and the root run id fixed."""
-        config = ensure_config(config)
-        config["run_id"] = UUID(self.root_run_id)
-        callbacks = config.get("callbacks")
-        if callbacks is None:
-            config["callbacks"] = [self.recorder]
-        elif isinstance(callbacks, list):
-            config["callbacks"] = [*callbacks, self.recorder]
-        else:
-            manager = callbacks.copy()
-            manager.add_handler(self.recorder, inherit=True)
-            config["callbacks"] = manager
-        return config
+    def identity(self, run_id: str) -> RunIdentity | None:
+        """Who `run_id` is, while it runs (producers need not keep a run table)."""
+        return self._assembler.identity(run_id)
 
-    # -- called by the recorder -------------------------------------------------------
+    # -- the two doors: events and chunks ---------------------------------------------
 
-    def on_event(self, event: TraceEvent) -> None:
+    def feed(self, event: TraceEvent) -> None:
+        """One v2-shaped event, stamped where it happened."""
         if self.finished:
             return
+        if event.kind == "start":
+            event = self._scrubbed_identity(event)
         with self._lock:
             if self.finished:
                 return
+            if not self._started:
+                self._begin(event)
             if event.kind in ("end", "error") and event.run_id in self._chunks:
                 self._flush_chunks(event.run_id)
             if self._keep_records or self._captures:
@@ -211,10 +135,10 @@ class TraceSession:
             ):
                 self._hand_off(event.ts_ns)
 
-    def on_chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
+    def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
         """One streamed chunk: counted always, recorded for the runs the exporters want."""
         self._assembler.chunk(run_id, ts_ns, chunk)
-        if self._record_all_chunks or (self._record_root_chunks and run_id == self.root_run_id):
+        if self._records_chunks_of(run_id):
             with self._lock:
                 if self.finished:
                     return
@@ -228,16 +152,15 @@ class TraceSession:
                 ):
                     self._hand_off(ts_ns)
 
-    def chunk_sink(self, run_id: str) -> Callable[[str, int, Any], None]:
-        """What a tap on `run_id` should call per chunk: the assembler's counter directly
-        when no exporter records this run's chunks (one call less per chunk)."""
-        if self._record_all_chunks or (self._record_root_chunks and run_id == self.root_run_id):
-            return self.on_chunk
-        return self._assembler.chunk
+    def chunk_sink(self, run_id: str) -> ChunkSink:
+        """What a producer should call per chunk of `run_id`: the assembler's counter
+        directly when nobody records this run's chunks (one call less per chunk)."""
+        return self.chunk if self._records_chunks_of(run_id) else self._assembler.chunk
 
-    def observe_chunk(self, run_id: str, chunk: Any) -> None:
-        """A chunk seen in an event stream the session did not tap itself."""
-        self.on_chunk(run_id, now_ns(), chunk)
+    def _records_chunks_of(self, run_id: str) -> bool:
+        return self._record_all_chunks or (
+            self._record_root_chunks and run_id == self._assembler.root_run_id
+        )
 
     # -- the end ----------------------------------------------------------------------
 
@@ -248,7 +171,7 @@ class TraceSession:
         try:
             return self._finish(error, cancelled)
         except Exception as exc:
-            warn_once("trace_finish_failed", error=repr(exc))
+            report_internal_error("trace_finish", exc)
             return None
 
     def _finish(self, error: BaseException | None, cancelled: bool) -> Trace | None:
@@ -257,6 +180,8 @@ class TraceSession:
                 return None
             self.finished = True
             end_ns = now_ns()
+            if not self._started:
+                self._begin(None)
             status = self._status(error, cancelled)
             for run_id in list(self._chunks):
                 self._flush_chunks(run_id)
@@ -274,7 +199,7 @@ class TraceSession:
                 self._spans.append(span)
                 self._append(span)
             span_error = (
-                SpanError(qualified_name(type(error)), self._redactor.text(str(error)))
+                SpanError(qualified_name(type(error)), self._redactor.text(error_message(error)))
                 if status == "error" and error is not None
                 else None
             )
@@ -297,7 +222,7 @@ class TraceSession:
                 end_ns=end_ns,
                 spans=tuple(self._spans),
                 events=tuple(self._events),
-                root_run_id=self.root_run_id,
+                root_run_id=self._assembler.root_run_id,
             )
         for capture in self._captures:
             capture.add(trace)
@@ -305,14 +230,33 @@ class TraceSession:
 
     def _status(self, error: BaseException | None, cancelled: bool) -> Status:
         """The root run's own status when it ended; otherwise how the call ended."""
+        root = self._assembler.root_run_id
         for span in self._spans:
-            if span.span_id == self.root_run_id:
+            if span.span_id == root:
                 return span.status
-        if cancelled or _is_cancellation(error):
+        if cancelled or is_cancellation(error):
             return "cancelled"
         return "error" if error is not None else "ok"
 
     # -- records ----------------------------------------------------------------------
+
+    def _begin(self, first: TraceEvent | None) -> None:
+        """The trace's opening record, written once its root run is known."""
+        self._started = True
+        root_run_id = self._assembler.root_run_id
+        if root_run_id is None and first is not None and first.kind == "start":
+            root_run_id = first.run_id
+        self._append(
+            TraceStart(
+                trace_id=self.trace_id,
+                name=self._name,
+                start_ns=self.start_ns,
+                root_run_id=root_run_id or "",
+                otel_parent_span_id=self._otel_parent_span_id,
+                versions=_VERSIONS,
+                max_attr_chars=self.options.max_attr_chars,
+            )
+        )
 
     def _append(self, record: Record) -> None:
         if isinstance(record, TraceEvent):
@@ -326,35 +270,22 @@ class TraceSession:
         chunks = self._chunks.pop(run_id)
         if not chunks:
             return
+        identity = self._assembler.identity(run_id)
         content = self._redactor.chunk
-        stream = TraceEvent(
-            trace_id=self.trace_id,
-            kind="stream",
-            event="on_stream",
-            run_id=run_id,
-            parent_ids=(),
-            name="",
-            run_type="custom",
-            tags=(),
-            metadata={},
-            data={"chunks": [[ts, content(chunk)] for ts, chunk in chunks]},
-            ts_ns=chunks[0][0],
-        )
-        self._append(self._stream_event_for(run_id, stream))
-
-    def _stream_event_for(self, run_id: str, stream: TraceEvent) -> TraceEvent:
-        """Give a coalesced stream record the identity of the run it belongs to."""
-        info = self.recorder.run_info(run_id)
-        if info is None:
-            return stream
-        return dataclasses.replace(
-            stream,
-            event=f"on_{info.family}_stream",
-            parent_ids=info.parent_ids,
-            name=info.name,
-            run_type=info.run_type,
-            tags=info.tags,
-            metadata=info.metadata,
+        self._append(
+            TraceEvent(
+                trace_id=self.trace_id,
+                kind="stream",
+                event=f"on_{identity.family}_stream" if identity else "on_stream",
+                run_id=run_id,
+                parent_ids=identity.parent_ids if identity else (),
+                name=identity.name if identity else "",
+                run_type=identity.run_type if identity else "custom",
+                tags=identity.tags if identity else (),
+                metadata=identity.metadata if identity else {},
+                data={"chunks": [[ts, content(chunk)] for ts, chunk in chunks]},
+                ts_ns=chunks[0][0],
+            )
         )
 
     def _hand_off(self, ts_ns: int) -> None:
@@ -368,6 +299,15 @@ class TraceSession:
         for processor in self._processors:
             processor.submit(batch)
 
+    def _scrubbed_identity(self, event: TraceEvent) -> TraceEvent:
+        """Run names, tags and metadata leave the process too: scrub them once, at start."""
+        name = scrub_text(event.name)
+        tags = tuple(scrub_text(tag) for tag in event.tags)
+        metadata = scrub(event.metadata)
+        if name is event.name and metadata is event.metadata and tags == event.tags:
+            return event
+        return dataclasses.replace(event, name=name, tags=tags, metadata=metadata)
+
     def _redacted(self, event: TraceEvent) -> TraceEvent:
         data = event.data
         if not data:
@@ -379,18 +319,12 @@ class TraceSession:
                 if isinstance(value, BaseException):
                     cleaned[key] = {
                         "error_type": qualified_name(type(value)),
-                        "message": redactor.text(str(value)),
+                        "message": redactor.text(error_message(value)),
                     }
                 else:
                     cleaned[key] = value
-            elif key in ("input", "output", "data", "chunk"):
+            elif key in _CONTENT_KEYS:
                 cleaned[key] = redactor.content(value)
-            else:
-                cleaned[key] = value
+            else:  # request parameters and the like: secrets out, kept without content
+                cleaned[key] = scrub(value)
         return dataclasses.replace(event, data=cleaned)
-
-
-def _is_cancellation(error: BaseException | None) -> bool:
-    import asyncio
-
-    return isinstance(error, (asyncio.CancelledError, GeneratorExit))

@@ -134,6 +134,10 @@ class TraceEnd:
     error: SpanError | None = None
 
 
+Record = TraceStart | TraceEvent | Span | TraceEnd
+"""Everything an exporter can be handed: the lines of a trace, in order."""
+
+
 @dataclass(frozen=True, slots=True)
 class SpanNode:
     """A span with its children, as returned by `Trace.tree()`."""

@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.runnables.config import var_child_runnable_config
 
-from lcel_trace.recorder import Recorder
+from lcel_trace.recorder import recorder_of
 
 
 def current_trace_context() -> dict[str, str]:
@@ -28,8 +28,9 @@ def current_trace_context() -> dict[str, str]:
     callbacks = config.get("callbacks") if config else None
     if isinstance(callbacks, BaseCallbackManager):
         for handler in callbacks.handlers:
-            if isinstance(handler, Recorder):
-                found["trace_id"] = handler.trace_id
+            recorder = recorder_of(handler)
+            if recorder is not None:
+                found["trace_id"] = recorder.trace_id
                 if callbacks.parent_run_id is not None:
                     found["span_id"] = str(callbacks.parent_run_id)
                 break

@@ -1,23 +1,19 @@
 """`trace()`: a real `Runnable` that records its wrapped runnable's runs as a trace.
 
-Every entry point drives the wrapped runnable's *own* method of the same name with
-a recorder attached to that call, so tracing never changes which code path LangChain
-takes: `invoke` keeps invoke's retries and fallbacks, `stream` stays synchronous,
-and the caller receives exactly the values, chunks and exceptions it would without
-tracing. The streaming entry points return iterator objects that end the trace the
-moment the consumer stops: at exhaustion, on error, on `close()`/`aclose()`, or when
-the consumer drops the iterator after a `break`.
+Every entry point drives the wrapped runnable's *own* method of the same name with a
+recorder attached to that call, so tracing never changes which code path LangChain
+takes: `invoke` keeps invoke's retries and fallbacks, `stream` stays synchronous, and
+the caller receives exactly the values, chunks and exceptions it would without
+tracing. A traced call made inside another traced call (config passed or not: LangChain
+carries the running config in a context variable) joins the outer trace.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, Generic, Literal, TypeVar, cast
-from uuid import UUID
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
@@ -25,32 +21,41 @@ from langchain_core.runnables import (
     RunnableLambda,
 )
 from langchain_core.runnables.base import coerce_to_runnable
-from langchain_core.runnables.config import get_config_list
+from langchain_core.runnables.config import (
+    ensure_config,
+    get_config_list,
+    var_child_runnable_config,
+)
 from langchain_core.runnables.graph import Graph
-from langchain_core.runnables.schema import StreamEvent
 from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output
+from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.pydantic import TypeBaseModel
-from langchain_core.utils.uuid import uuid7
 
-from lcel_trace._log import warn_once
-from lcel_trace.assemble import EPOCH_OFFSET_NS
-from lcel_trace.export import SpanExporter
-from lcel_trace.recorder import StreamingRecorder
-from lcel_trace.redact import Redact, Redactor
-from lcel_trace.session import (
-    TraceSession,
-    TraceSettings,
-    _otel_parent,
-    find_recorder,
+from lcel_trace._log import report_internal_error
+from lcel_trace.clock import now_ns
+from lcel_trace.context import (
+    DEFAULT_MAX_ATTR_CHARS,
+    TraceOptions,
     is_sampled,
     new_trace_id,
+    otel_parent,
 )
+from lcel_trace.export import SpanExporter, processor_for
+from lcel_trace.recorder import (
+    AsyncRecorder,
+    AsyncTappingRecorder,
+    Recorder,
+    TappingRecorder,
+    recorder_of,
+)
+from lcel_trace.redact import Redact, Redactor
+from lcel_trace.session import TraceSession
 from lcel_trace.span import RunType
+from lcel_trace.streams import Observe, TracedAsyncIterator, TracedIterator
 
-T = TypeVar("T")
-DEFAULT_MAX_ATTR_CHARS = 4096
-_CHAT_FAMILIES = ("on_chat_model_stream", "on_llm_stream")
-_closing_tasks: set[asyncio.Task[None]] = set()
+__all__ = ["TracedRunnable", "trace"]
+
+_MODEL_STREAM_EVENTS = ("on_chat_model_stream", "on_llm_stream")
 
 
 def trace(
@@ -62,7 +67,7 @@ def trace(
     capture_content: bool = True,
     max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
     sample: float = 1.0,
-) -> Runnable[Input, Output]:
+) -> TracedRunnable[Input, Output]:
     """Wrap `runnable` so each call is recorded as one trace and sent to `exporters`.
 
     `redact` maps any content value to what may leave the process (applied after the
@@ -70,7 +75,6 @@ def trace(
     chunks entirely. `sample` keeps that fraction of traces, chosen by trace id.
     """
     bound = coerce_to_runnable(cast("Any", runnable))
-    exporters = tuple(exporters)
     for exporter in exporters:
         missing = [m for m in ("export", "force_flush", "shutdown") if not hasattr(exporter, m)]
         if missing:
@@ -81,21 +85,57 @@ def trace(
         raise ValueError(f"sample must be between 0.0 and 1.0, got {sample}")
     if max_attr_chars < 1:
         raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
-    settings = TraceSettings(
-        exporters=exporters,
+    processors = tuple(processor_for(exporter) for exporter in exporters)
+    chunk_level = max((p.capabilities.chunk_level for p in processors), default=0)
+    options = TraceOptions(
+        processors=processors,
         redactor=Redactor(redact, capture_content=capture_content),
         max_attr_chars=max_attr_chars,
         sample=sample,
         name_run_types=run_types_by_name(bound),
         name=name,
+        record_root_chunks=chunk_level >= 1,
+        record_all_chunks=chunk_level >= 2,
     )
-    return TracedRunnable(bound, settings)
+    return TracedRunnable(bound, options, taps_safe=taps_cannot_switch_models(bound))
 
 
 def run_types_by_name(root: Runnable[Any, Any], limit: int = 10_000) -> Mapping[str, RunType]:
     """Run names inside `root` that LangChain reports as plain chains but are really
     lambdas/generators ("lambda") or user-defined runnables ("custom")."""
     found: dict[str, RunType] = {}
+    for node in _runnables_in(root, limit):
+        if isinstance(node, (RunnableLambda, RunnableGenerator)):
+            found.setdefault(node.get_name(), "lambda")
+        elif _is_user_defined(node):
+            found.setdefault(node.get_name(), "custom")
+    return found
+
+
+def taps_cannot_switch_models(root: Runnable[Any, Any], limit: int = 10_000) -> bool:
+    """True when tapping streams under `root` cannot make a model stream that would not
+    have: every step is LangChain composition, prompts, parsers, models or LangChain's
+    own retrievers, which stream their children when streamed. Lambdas, generators,
+    tools, `.map()`, `with_retry` and user-defined runnables may *invoke* a model, and
+    a streaming handler would switch that model to streaming."""
+    from langchain_core.runnables.base import RunnableEachBase
+    from langchain_core.runnables.retry import RunnableRetry
+    from langchain_core.tools import BaseTool
+
+    unsafe = (RunnableLambda, RunnableGenerator, RunnableEachBase, RunnableRetry, BaseTool)
+    for node in _runnables_in(root, limit):
+        if isinstance(node, unsafe) or _is_user_defined(node):
+            return False
+    return True
+
+
+def _is_user_defined(node: Runnable[Any, Any]) -> bool:
+    return not isinstance(node, TracedRunnable) and not type(node).__module__.startswith(
+        ("langchain", "lcel_trace")
+    )
+
+
+def _runnables_in(root: Runnable[Any, Any], limit: int) -> Iterator[Runnable[Any, Any]]:
     seen: set[int] = set()
     stack: list[Any] = [root]
     while stack and len(seen) < limit:
@@ -104,12 +144,7 @@ def run_types_by_name(root: Runnable[Any, Any], limit: int = 10_000) -> Mapping[
             continue
         seen.add(id(node))
         if isinstance(node, Runnable):
-            if isinstance(node, (RunnableLambda, RunnableGenerator)):
-                found.setdefault(node.get_name(), "lambda")
-            elif not isinstance(node, TracedRunnable) and not type(node).__module__.startswith(
-                ("langchain", "lcel_trace")
-            ):
-                found.setdefault(node.get_name(), "custom")
+            yield node
             children: Any = getattr(node, "__dict__", {}).values()
         elif isinstance(node, Mapping):
             children = node.values()
@@ -118,16 +153,62 @@ def run_types_by_name(root: Runnable[Any, Any], limit: int = 10_000) -> Mapping[
         else:
             continue
         stack.extend(c for c in children if isinstance(c, (Runnable, Mapping, list, tuple)))
-    return found
+
+
+def _handlers_of(config: RunnableConfig | None) -> list[BaseCallbackHandler]:
+    """The callback handlers a call with `config` runs with, including those LangChain
+    carries in its context variable for calls made inside a running runnable."""
+    callbacks = (config or {}).get("callbacks")
+    if callbacks is None:
+        callbacks = (var_child_runnable_config.get() or {}).get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        return list(callbacks.handlers)
+    if isinstance(callbacks, list):
+        return [h for h in callbacks if isinstance(h, BaseCallbackHandler)]
+    return []
+
+
+def active_recorder(config: RunnableConfig | None) -> Recorder | None:
+    """The recorder of an enclosing traced call, when this call runs inside one."""
+    for handler in _handlers_of(config):
+        recorder = recorder_of(handler)
+        if recorder is not None:
+            return recorder
+    return None
+
+
+def _with_recorder(
+    config: RunnableConfig | None, recorder: BaseCallbackHandler, first: bool
+) -> RunnableConfig:
+    """`config` (as LangChain would complete it) with `recorder` attached, first in
+    line when it must tap before another streaming handler."""
+    config = ensure_config(config)
+    callbacks = config.get("callbacks")
+    if callbacks is None:
+        config["callbacks"] = [recorder]
+    elif isinstance(callbacks, list):
+        config["callbacks"] = [recorder, *callbacks] if first else [*callbacks, recorder]
+    else:
+        manager = callbacks.copy()
+        if first:
+            manager.handlers = [recorder, *manager.handlers]
+            manager.inheritable_handlers = [recorder, *manager.inheritable_handlers]
+        else:
+            manager.add_handler(recorder, inherit=True)
+        config["callbacks"] = manager
+    return config
 
 
 class TracedRunnable(Runnable[Input, Output]):
     """The runnable `trace()` returns; behaves as `bound` does, and records each call."""
 
-    def __init__(self, bound: Runnable[Input, Output], settings: TraceSettings) -> None:
+    def __init__(
+        self, bound: Runnable[Input, Output], options: TraceOptions, *, taps_safe: bool
+    ) -> None:
         self.bound = bound
-        self.settings = settings
-        self.name = settings.name or bound.get_name()
+        self.options = options
+        self.name = options.name or bound.get_name()
+        self._taps_safe = taps_safe
 
     # -- what the wrapped runnable is ---------------------------------------------------
 
@@ -158,35 +239,73 @@ class TracedRunnable(Runnable[Input, Output]):
     # -- sessions -------------------------------------------------------------------------
 
     def _begin(
-        self, config: RunnableConfig | None, *, streaming: bool
+        self,
+        config: RunnableConfig | None,
+        *,
+        streaming: bool = False,
+        counts_root: bool = False,
+        is_async: bool = False,
     ) -> tuple[TraceSession | None, RunnableConfig | None]:
-        """Open a session for one call, unless an enclosing traced call already records it."""
-        if find_recorder(config) is not None:
-            return None, config
+        """Open a session for one call and attach its recorder, unless an enclosing
+        traced call already records this one (or it is not sampled)."""
         try:
-            parent = _otel_parent()
-            trace_id = parent[0] if parent else new_trace_id()
-            if not is_sampled(trace_id, self.settings.sample):
+            if active_recorder(config) is not None:
                 return None, config
-            config_run_id = (config or {}).get("run_id")
-            root_run_id = config_run_id if isinstance(config_run_id, UUID) else uuid7()
+            parent = otel_parent()
+            trace_id = parent.trace_id if parent else new_trace_id()
+            if not is_sampled(trace_id, self.options.sample):
+                return None, config
+            user_run_id = (config or {}).get("run_id")
             session = TraceSession(
-                self.settings,
-                root_run_id=root_run_id,
+                self.options,
                 trace_id=trace_id,
-                otel_parent_span_id=parent[1] if parent else None,
                 root_name=(config or {}).get("run_name") or self.bound.get_name(),
-                streaming=streaming,
+                otel_parent_span_id=parent.span_id if parent else None,
+                root_run_id=str(user_run_id) if user_run_id is not None else None,
             )
-            return session, session.attach(config)
+            handlers = _handlers_of(config)
+            recorder, first = self._recorder_for(session, handlers, streaming, counts_root)
+            handler: BaseCallbackHandler = recorder
+            if is_async and handlers and not any(h.run_inline for h in handlers):
+                # beside only non-inline handlers, an inline recorder would hide
+                # on_llm_start from them (AsyncCallbackManager.on_llm_start)
+                if isinstance(recorder, TappingRecorder):
+                    handler = AsyncTappingRecorder(recorder)
+                else:
+                    handler = AsyncRecorder(recorder)
+            return session, _with_recorder(config, handler, first)
         except Exception as exc:
-            warn_once("trace_start_failed", error=repr(exc))
+            report_internal_error("trace_start", exc)
             return None, config
+
+    def _recorder_for(
+        self,
+        session: TraceSession,
+        handlers: list[BaseCallbackHandler],
+        streaming: bool,
+        counts_root: bool,
+    ) -> tuple[Recorder, bool]:
+        """A tapping recorder where taps cannot change behaviour, else a plain one."""
+        run_types = self.options.name_run_types
+        if not streaming:
+            return Recorder(session, run_types, root_counted_elsewhere=counts_root), False
+        foreign = next((h for h in handlers if isinstance(h, _StreamingCallbackHandler)), None)
+        if foreign is None and not self._taps_safe:
+            return Recorder(session, run_types, root_counted_elsewhere=counts_root), False
+        recorder = TappingRecorder(
+            session, run_types, forward_to=foreign, root_counted_elsewhere=counts_root
+        )
+        return recorder, foreign is not None
+
+    @staticmethod
+    def _fail(session: TraceSession | None, exc: BaseException) -> None:
+        if session is not None:
+            session.finish(exc)
 
     # -- one value ------------------------------------------------------------------------
 
     def invoke(self, input: Input, config: RunnableConfig | None = None, **kwargs: Any) -> Output:
-        session, config = self._begin(config, streaming=False)
+        session, config = self._begin(config)
         if session is None:
             return self.bound.invoke(input, config, **kwargs)
         try:
@@ -200,7 +319,7 @@ class TracedRunnable(Runnable[Input, Output]):
     async def ainvoke(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Output:
-        session, config = self._begin(config, streaming=False)
+        session, config = self._begin(config, is_async=True)
         if session is None:
             return await self.bound.ainvoke(input, config, **kwargs)
         try:
@@ -246,7 +365,7 @@ class TracedRunnable(Runnable[Input, Output]):
             return await self.bound.abatch(
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
-        sessions, configs = self._begin_many(inputs, config)
+        sessions, configs = self._begin_many(inputs, config, is_async=True)
         try:
             outputs = await self.bound.abatch(
                 inputs, configs, return_exceptions=return_exceptions, **kwargs
@@ -258,34 +377,65 @@ class TracedRunnable(Runnable[Input, Output]):
         return outputs
 
     def _begin_many(
-        self, inputs: list[Input], config: RunnableConfig | list[RunnableConfig] | None
+        self,
+        inputs: list[Input],
+        config: RunnableConfig | list[RunnableConfig] | None,
+        *,
+        is_async: bool = False,
     ) -> tuple[list[TraceSession | None], list[RunnableConfig]]:
         sessions: list[TraceSession | None] = []
         configs: list[RunnableConfig] = []
         for one in get_config_list(config, len(inputs)):
-            session, attached = self._begin(one, streaming=False)
+            session, attached = self._begin(one, is_async=is_async)
             sessions.append(session)
             configs.append(attached if attached is not None else one)
         return sessions, configs
 
-    # -- streams --------------------------------------------------------------------------
+    # -- streams: opened now, so call-time errors raise at call time ------------------------
+
+    def _sync_stream(
+        self, config: RunnableConfig | None, open_source: Callable[[Any], Iterator[Any]]
+    ) -> Iterator[Any]:
+        session, config = self._begin(config, streaming=True, counts_root=True)
+        try:
+            source = open_source(config)
+        except BaseException as exc:
+            self._fail(session, exc)
+            raise
+        return TracedIterator(session, source)
+
+    def _async_stream(
+        self,
+        config: RunnableConfig | None,
+        open_source: Callable[[Any], AsyncIterator[Any]],
+        *,
+        streaming: bool = True,
+        observe: Observe | None = None,
+    ) -> AsyncIterator[Any]:
+        session, config = self._begin(
+            config, streaming=streaming, counts_root=streaming, is_async=True
+        )
+        try:
+            source = open_source(config)
+        except BaseException as exc:
+            self._fail(session, exc)
+            raise
+        return TracedAsyncIterator(session, source, count_root=streaming, observe=observe)
 
     def stream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Output]:
-        return _TracedIterator(self, lambda cfg: self.bound.stream(input, cfg, **kwargs), config)
+        return self._sync_stream(config, lambda cfg: self.bound.stream(input, cfg, **kwargs))
 
     def transform(
         self, input: Iterator[Input], config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Output]:
-        return _TracedIterator(self, lambda cfg: self.bound.transform(input, cfg, **kwargs), config)
+        return self._sync_stream(config, lambda cfg: self.bound.transform(input, cfg, **kwargs))
 
     def astream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> AsyncIterator[Output]:
-        return _TracedAsyncIterator(
-            self, lambda cfg: self.bound.astream(input, cfg, **kwargs), config, streaming=True
-        )
+        return self._async_stream(config, lambda cfg: self.bound.astream(input, cfg, **kwargs))
 
     def atransform(
         self,
@@ -293,67 +443,62 @@ class TracedRunnable(Runnable[Input, Output]):
         config: RunnableConfig | None = None,
         **kwargs: Any | None,
     ) -> AsyncIterator[Output]:
-        return _TracedAsyncIterator(
-            self, lambda cfg: self.bound.atransform(input, cfg, **kwargs), config, streaming=True
-        )
+        return self._async_stream(config, lambda cfg: self.bound.atransform(input, cfg, **kwargs))
 
     def astream_events(  # type: ignore[override]  # one signature for LangChain's overloads
-        self,
-        input: Any,
-        config: RunnableConfig | None = None,
-        *,
-        version: Literal["v1", "v2", "v3"] = "v2",
-        **kwargs: Any,
-    ) -> AsyncIterator[StreamEvent] | Awaitable[Any]:
-        """The wrapped runnable's own event stream (filters applied by LangChain, as
-        without tracing); the trace comes from the recorder, which sees every run."""
-        if version == "v3":
-            warn_once("astream_events_v3_untraced")
-            return self.bound.astream_events(input, config, version="v3", **kwargs)
-
-        def observe(session: TraceSession, event: Any) -> None:
-            name = event.get("event", "")
-            if name.endswith("_stream") and name not in _CHAT_FAMILIES:
-                session.observe_chunk(str(event.get("run_id")), event.get("data", {}).get("chunk"))
-
-        return _TracedAsyncIterator(
-            self,
-            lambda cfg: self.bound.astream_events(input, cfg, version=version, **kwargs),
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """The wrapped runnable's own event stream, with the arguments given (a bound
+        `version` included); the trace comes from the recorder, which sees every run."""
+        return self._async_stream(
             config,
+            lambda cfg: self.bound.astream_events(input, cfg, **kwargs),
             streaming=False,
-            observe=observe,
+            observe=_observe_event_chunks,
         )
 
     def stream_events(
-        self,
-        input: Any,
-        config: RunnableConfig | None = None,
-        *,
-        version: Literal["v1", "v2", "v3"] = "v2",
-        **kwargs: Any,
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
-        """The wrapped runnable's own sync event stream (LangChain supports only the v3
-        protocol here, on chat models and graphs); passed through, not yet traced."""
-        warn_once("stream_events_untraced", version=version)
-        return self.bound.stream_events(input, config, version=version, **kwargs)
+        """The wrapped runnable's own sync event stream, traced by the recorder."""
+        session, config = self._begin(config)
+        try:
+            source = self.bound.stream_events(input, config, **kwargs)
+        except BaseException as exc:
+            self._fail(session, exc)
+            raise
+        return TracedIterator(session, source, count_root=False)
 
     def astream_log(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         """The wrapped runnable's own run log, traced like `astream_events`."""
-
-        def observe(session: TraceSession, patch: Any) -> None:
-            for op in getattr(patch, "ops", ()):
-                if op.get("op") == "add" and op.get("path") == "/streamed_output/-":
-                    session.observe_chunk(session.root_run_id, op.get("value"))
-
-        return _TracedAsyncIterator(
-            self,
-            lambda cfg: self.bound.astream_log(input, cfg, **kwargs),
+        return self._async_stream(
             config,
+            lambda cfg: self.bound.astream_log(input, cfg, **kwargs),
             streaming=False,
-            observe=observe,
+            observe=_observe_log_chunks,
         )
+
+
+def _observe_event_chunks(session: TraceSession, event: Any) -> None:
+    """Steps' stream chunks, as the event stream reports them (v1 and v2 dicts only:
+    models report theirs through the recorder)."""
+    if not isinstance(event, Mapping):
+        return
+    name = event.get("event", "")
+    if isinstance(name, str) and name.endswith("_stream") and name not in _MODEL_STREAM_EVENTS:
+        data = event.get("data") or {}
+        session.chunk(str(event.get("run_id")), now_ns(), data.get("chunk"))
+
+
+def _observe_log_chunks(session: TraceSession, patch: Any) -> None:
+    root = session.root_run_id
+    if root is None:
+        return
+    for op in getattr(patch, "ops", ()):
+        if op.get("op") == "add" and op.get("path") == "/streamed_output/-":
+            session.chunk(root, now_ns(), op.get("value"))
 
 
 def _finish_many(
@@ -366,196 +511,3 @@ def _finish_many(
             continue
         result = outputs[i] if outputs is not None else None
         session.finish(result if isinstance(result, BaseException) else error)
-
-
-class _TracedIterator(Iterator[T], Generic[T]):
-    """A sync stream that ends its trace when exhausted, failed, closed or dropped."""
-
-    def __init__(
-        self,
-        owner: TracedRunnable[Any, Any],
-        open_source: Callable[[RunnableConfig | None], Iterator[T]],
-        config: RunnableConfig | None,
-    ) -> None:
-        self._owner = owner
-        self._open_source = open_source
-        self._config = config
-        self._session: TraceSession | None = None
-        self._source: Iterator[T] | None = None
-        self._stream: Iterator[T] | None = None
-        self._root_sink: Callable[[str, int, Any], None] | None = None
-        self._root_id = ""
-        self._done = False
-
-    def __iter__(self) -> Iterator[T]:
-        return self
-
-    def __next__(self) -> T:
-        if self._stream is None:
-            if self._done:
-                raise StopIteration
-            self._open()
-        assert self._stream is not None
-        try:
-            item = next(self._stream)
-        except StopIteration:
-            self._end(None)
-            raise
-        except BaseException as exc:
-            self._end(exc)
-            raise
-        if self._root_sink is not None:
-            self._root_sink(self._root_id, EPOCH_OFFSET_NS + time.perf_counter_ns(), item)
-        return item
-
-    def _open(self) -> None:
-        session, config = self._owner._begin(self._config, streaming=True)
-        self._session = session
-        try:
-            self._source = source = self._open_source(config)
-        except BaseException as exc:
-            self._end(exc)
-            raise
-        recorder = session.recorder if session is not None else None
-        if isinstance(recorder, StreamingRecorder):  # the root's chunks are counted here
-            self._root_id = recorder.root_run_id
-            self._root_sink = recorder.claim_tap(self._root_id)
-        self._stream = iter(source)
-
-    def _end(self, error: BaseException | None) -> None:
-        if self._done:
-            return
-        self._done = True
-        if self._session is not None:
-            self._session.finish(error)
-
-    def close(self) -> None:
-        """Stop the wrapped stream; runs still open end as `cancelled`."""
-        if self._done:
-            return
-        self._done = True
-        # End the trace first: LangChain's sync path reports a closed stream as a run
-        # that ended normally, but this run was stopped, not finished.
-        if self._session is not None:
-            self._session.finish(cancelled=True)
-        for iterator in (self._stream, self._source):
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
-
-class _TracedAsyncIterator(AsyncIterator[T], Generic[T]):
-    """An async stream that ends its trace when exhausted, failed, cancelled, closed or
-    dropped. Dropped after a `break`, it ends the trace at once and closes the wrapped
-    stream in a task on the same loop, instead of waiting for garbage collection."""
-
-    def __init__(
-        self,
-        owner: TracedRunnable[Any, Any],
-        open_source: Callable[[RunnableConfig | None], AsyncIterator[T]],
-        config: RunnableConfig | None,
-        *,
-        streaming: bool,
-        observe: Callable[[TraceSession, T], None] | None = None,
-    ) -> None:
-        self._owner = owner
-        self._open_source = open_source
-        self._config = config
-        self._streaming = streaming
-        self._observe = observe
-        self._session: TraceSession | None = None
-        self._source: AsyncIterator[T] | None = None
-        self._stream: AsyncIterator[T] | None = None
-        self._root_sink: Callable[[str, int, Any], None] | None = None
-        self._root_id = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._done = False
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        if self._stream is None:
-            if self._done:
-                raise StopAsyncIteration
-            self._open()
-        assert self._stream is not None
-        try:
-            item = await self._stream.__anext__()
-        except StopAsyncIteration:
-            self._end(None)
-            raise
-        except BaseException as exc:
-            self._end(exc)
-            raise
-        if self._root_sink is not None:
-            self._root_sink(self._root_id, EPOCH_OFFSET_NS + time.perf_counter_ns(), item)
-        if self._observe is not None and self._session is not None:
-            try:
-                self._observe(self._session, item)
-            except Exception as exc:
-                warn_once("observe_failed", error=repr(exc))
-        return item
-
-    def _open(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        session, config = self._owner._begin(self._config, streaming=self._streaming)
-        self._session = session
-        try:
-            self._source = source = self._open_source(config)
-        except BaseException as exc:
-            self._end(exc)
-            raise
-        recorder = session.recorder if session is not None else None
-        if isinstance(recorder, StreamingRecorder):  # the root's chunks are counted here
-            self._root_id = recorder.root_run_id
-            self._root_sink = recorder.claim_tap(self._root_id)
-        self._stream = aiter(source)
-
-    def _end(self, error: BaseException | None) -> None:
-        if self._done:
-            return
-        self._done = True
-        if self._session is not None:
-            self._session.finish(error)
-
-    async def aclose(self) -> None:
-        """Stop the wrapped stream; runs still open end as `cancelled`."""
-        if self._done:
-            return
-        self._done = True
-        if self._session is not None:
-            self._session.finish(cancelled=True)
-        await _aclose_all(self._stream, self._source)
-
-    def __del__(self) -> None:
-        if self._done or self._stream is None:
-            return
-        self._done = True
-        with contextlib.suppress(Exception):
-            if self._session is not None:
-                self._session.finish(cancelled=True)
-            loop = self._loop
-            if loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(_spawn_close, loop, self._stream, self._source)
-
-
-def _spawn_close(loop: asyncio.AbstractEventLoop, *iterators: AsyncIterator[Any] | None) -> None:
-    task = loop.create_task(_aclose_all(*iterators))
-    _closing_tasks.add(task)
-    task.add_done_callback(_closing_tasks.discard)
-
-
-async def _aclose_all(*iterators: AsyncIterator[Any] | None) -> None:
-    for iterator in iterators:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is None:
-            continue
-        try:
-            await aclose()
-        except Exception as exc:
-            warn_once("stream_close_failed", error=repr(exc))

@@ -289,7 +289,9 @@ def test_chat_model_alone_is_one_chat_model_span_with_its_message() -> None:
 def test_lambda_and_generator_steps_are_lambda_spans() -> None:
     t = tree_of(joke_chain() | RunnableGenerator(shout), {"topic": "x"}, "stream")
     assert t.span("shout").run_type == "lambda"
-    assert t.span("shout").chunk_count > 0
+    # a generator may invoke a model, so its steps are not tapped; the root is counted
+    assert t.span("shout").chunk_count == 0
+    assert t.root.chunk_count > 0
     assert tree_of(RunnableLambda(lambda d: d), {"a": 1}).root.run_type == "lambda"
 
 

@@ -1,0 +1,186 @@
+"""The iterators a traced stream returns: they end the trace the moment the consumer stops.
+
+At exhaustion, on error, on `close()`/`aclose()`, on cancellation, or when the consumer
+drops the iterator after a `break`. The wrapped stream is opened before the iterator
+is returned, so an error the wrapped method raises at call time is raised at call time.
+The root run's chunks are counted here, as they pass, with no extra generator layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from lcel_trace._log import report_internal_error, warn_once
+from lcel_trace.clock import now_ns
+from lcel_trace.session import ChunkSink, TraceSession
+
+__all__ = ["TracedAsyncIterator", "TracedIterator"]
+
+T = TypeVar("T")
+Observe = Callable[[TraceSession, Any], None]
+_closing_tasks: set[asyncio.Task[None]] = set()
+
+
+class _TraceEnding:
+    """What both iterators share: the session, the root's chunk counter, ending once."""
+
+    def __init__(self, session: TraceSession | None, *, count_root: bool) -> None:
+        self._session = session
+        self._count_root = count_root and session is not None
+        self._root_sink: ChunkSink | None = None
+        self._root_id = ""
+        self._done = False
+        self._lock = threading.Lock()
+
+    def _count(self, item: Any) -> None:
+        sink = self._root_sink
+        if sink is None:
+            session = self._session
+            root = session.root_run_id if session is not None else None
+            if root is None:
+                return
+            self._root_id = root
+            sink = self._root_sink = session.chunk_sink(root)  # type: ignore[union-attr]
+        sink(self._root_id, now_ns(), item)
+
+    def _claim_end(self) -> bool:
+        """True for the one caller that gets to end the trace."""
+        with self._lock:
+            if self._done:
+                return False
+            self._done = True
+            return True
+
+    def _end(self, error: BaseException | None = None, *, cancelled: bool = False) -> None:
+        if self._claim_end() and self._session is not None:
+            self._session.finish(error, cancelled=cancelled)
+
+
+class TracedIterator(_TraceEnding, Iterator[T], Generic[T]):
+    """A sync stream that ends its trace when exhausted, failed, closed or dropped."""
+
+    def __init__(
+        self, session: TraceSession | None, source: Iterator[T], *, count_root: bool = True
+    ) -> None:
+        super().__init__(session, count_root=count_root)
+        self._source = source
+        self._stream = iter(source)
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        try:
+            item = next(self._stream)
+        except StopIteration:
+            self._end()
+            raise
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        if self._count_root:
+            self._count(item)
+        return item
+
+    def close(self) -> None:
+        """Stop the wrapped stream; runs still open end as `cancelled`."""
+        # End the trace first: LangChain's sync path reports a closed stream as a run
+        # that ended normally, but this run was stopped, not finished.
+        if not self._claim_end():
+            return
+        if self._session is not None:
+            self._session.finish(cancelled=True)
+        for iterator in (self._stream, self._source):
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class TracedAsyncIterator(_TraceEnding, AsyncIterator[T], Generic[T]):
+    """An async stream that ends its trace when exhausted, failed, cancelled, closed or
+    dropped. Dropped after a `break`, it ends the trace at once and closes the wrapped
+    stream in a task on the same loop, instead of waiting for garbage collection."""
+
+    def __init__(
+        self,
+        session: TraceSession | None,
+        source: AsyncIterator[T],
+        *,
+        count_root: bool = True,
+        observe: Observe | None = None,
+    ) -> None:
+        super().__init__(session, count_root=count_root)
+        self._source = source
+        self._stream = aiter(source)
+        self._observe = observe if session is not None else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._done:
+            raise StopAsyncIteration
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        try:
+            item = await self._stream.__anext__()
+        except StopAsyncIteration:
+            self._end()
+            raise
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        if self._count_root:
+            self._count(item)
+        if self._observe is not None:
+            try:
+                self._observe(self._session, item)  # type: ignore[arg-type]
+            except Exception as exc:
+                report_internal_error("observe", exc)
+        return item
+
+    async def aclose(self) -> None:
+        """Stop the wrapped stream; runs still open end as `cancelled`."""
+        if not self._claim_end():
+            return
+        if self._session is not None:
+            self._session.finish(cancelled=True)
+        await _aclose_all(self._stream, self._source)
+
+    def __del__(self) -> None:
+        if not self._claim_end():
+            return
+        with contextlib.suppress(Exception):
+            if self._session is not None:
+                self._session.finish(cancelled=True)
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(_spawn_close, loop, self._stream, self._source)
+
+
+def _spawn_close(loop: asyncio.AbstractEventLoop, *iterators: AsyncIterator[Any] | None) -> None:
+    task = loop.create_task(_aclose_all(*iterators))
+    _closing_tasks.add(task)
+    task.add_done_callback(_closing_tasks.discard)
+
+
+async def _aclose_all(*iterators: AsyncIterator[Any] | None) -> None:
+    for iterator in iterators:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is None:
+            continue
+        try:
+            await aclose()
+        except Exception as exc:
+            warn_once("stream_close_failed", error=repr(exc))
