@@ -11,7 +11,7 @@ report per run, prints the counts and the regressions (passed plainly, not trace
 and exits 1 on a regression that `allowed.txt` does not list, 2 if the suite could not
 run at all. Extra arguments go to both pytest runs (e.g. `-k fallbacks`).
 
-Chosen tests (about 2,000; both runs take about 80 s on two cores): every directory
+Chosen tests (about 2,000; both runs take about 90 s on two cores): every directory
 whose tests drive runnables through their entry points: runnables (LCEL, fallbacks,
 retry, history, configurable, event streams v1/v2/v3, retrievers, LangSmith interop),
 callbacks, tracers, fake models, language_models (chat models, LLMs, caches, rate
@@ -96,7 +96,10 @@ def fetch_tests(lc_version: str) -> Path:
             for m in tar.getmembers()
             if m.name == f"{top}/pyproject.toml" or m.name.startswith(f"{top}/tests/")
         ]
-        tar.extractall(staging, members=wanted, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+
+            tar.extractall(staging, members=wanted, filter="data")
+        else:
+            tar.extractall(staging, members=wanted)
     shutil.rmtree(tree, ignore_errors=True)
     (staging / top).rename(tree)
     shutil.rmtree(staging, ignore_errors=True)
@@ -202,6 +205,9 @@ def main() -> int:
     out = cache_root() / "reports"
     out.mkdir(parents=True, exist_ok=True)
     plain = run_pytest(tree, "plain", out, extra, traced=False)
+    if sum(e["outcome"] == "passed" for e in plain.values()) < len(plain) // 2:
+        log(f"most tests fail without tracing ({counts(plain)}): this environment cannot run them")
+        return 2
     traced = run_pytest(tree, "traced", out, extra, traced=True)
 
     print(f"\nlangchain-core {lc_version}, tests: {' '.join(TEST_PATHS)}")
