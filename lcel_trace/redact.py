@@ -347,13 +347,22 @@ def _scrub_short(text: str) -> str:
 class StreamScrubber:
     """Scrubs a stream of text chunks so that a secret split across chunks is caught.
 
-    `feed(chunk)` returns the scrubbed text that is safe to emit now, possibly "", and
-    holds back the last `hold` characters (and any secret still growing at the end);
-    `flush()` returns the scrubbed rest at the end of the stream. The concatenation of
-    everything returned equals `scrub_text` of the whole stream, except that a secret
-    longer than `max_hold` characters is redacted in more than one piece. The held text
-    is scanned again only after it has doubled, so the cost per chunk is O(len(chunk))
-    amortised and memory stays O(max_hold). One scrubber per stream; not thread-safe.
+    `feed(chunk) -> str` returns the scrubbed text that may be emitted now, often "":
+    the last `hold` characters, and any secret that may still be growing at the end,
+    are held back. `flush() -> str` returns the scrubbed rest when the stream ends (and
+    readies the scrubber for another stream). Joined, the returned pieces equal
+    `scrub_text` of the whole stream, provided every secret is recognisable within
+    `hold` characters of where its match starts (a name, `Bearer `, `-----BEGIN`...);
+    all detected formats are. A secret longer than `max_hold` (a runaway private key
+    block) is redacted as it arrives, its start kept as context so that the rest of it
+    is dropped too. Held text is scanned again only after it has doubled, so the cost
+    is O(len(chunk)) per chunk, amortised, and memory O(max_hold). Output pieces do not
+    line up with input chunks. One scrubber per stream; not thread-safe.
+
+        scrubber = StreamScrubber()
+        for chunk in chunks:
+            emit(scrubber.feed(chunk))
+        emit(scrubber.flush())
     """
 
     __slots__ = ("_before", "_chunks", "_max_hold", "_scan_at", "_scan_from", "_size", "hold")
