@@ -68,8 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`... | head`): stop quietly, and point stdout at devnull
         # so the interpreter's own flush at exit cannot fail again.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file (embedded, captured)
+            pass
+        finally:
+            os.close(devnull)
         return EXIT_BROKEN_PIPE
     except (OSError, LookupError, ValueError) as exc:
         print(f"lcel-trace: error: {visible(exc)}", file=sys.stderr)
@@ -214,7 +218,7 @@ def _selected(args: argparse.Namespace) -> list[Trace] | None:
     if traces:
         return traces
     print(f"{visible(args.file)}: {why}", file=sys.stderr)
-    if args.json:
+    if getattr(args, "json", False):
         print("[]")
     return None
 
