@@ -1,0 +1,342 @@
+"""`trace_events()`: record any `astream_events(version="v2")` stream as it is consumed.
+
+The second producer of the pipeline (the first is the recorder `trace()` attaches):
+hand it an event stream you already have (your app's own `astream_events`, a LangServe
+`RemoteRunnable`'s, a replayed file) and iterate it as before. Every event is passed on
+unchanged, the very same object, while each root run's events are fed to a
+`TraceSession` of their own, so one stream of several root runs gives several traces.
+
+What a consumed stream cannot tell, and what is done instead:
+
+- **Time.** v2 events carry no timestamp, so an event is stamped when it arrives here
+  (the v2 queue is unbounded: a slow consumer stamps late). An event that carries an
+  integer `ts_ns` field (nanoseconds since the Unix epoch) is stamped with that instead.
+- **Failures.** v2 reports no error for chains and models. When the stream raises, every
+  span still open closes with that exception; when the consumer stops early (`break`,
+  `aclose()`, a cancelled task) they close as `"cancelled"`.
+- **Run types.** v2 reports lambdas and user-defined runnables as plain chains; pass
+  `runnable=` (the runnable whose stream this is) to have them typed as `trace()` does.
+- **v1 streams** carry no `parent_ids`: their events all go to one trace per root and
+  every run hangs directly under the first run (a flat tree); this is logged once as
+  `v1_event_stream_flat_tree`.
+
+Consumed inside an enclosing traced call (a `trace()`d chain's step iterating a remote
+stream), the events join that call's trace under the run that is consuming them,
+instead of starting traces of their own; runs the enclosing recorder already sees
+(a local runnable's stream inherits its callbacks) are left to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.runnables import Runnable
+from langchain_core.runnables.config import var_child_runnable_config
+
+from lcel_trace._log import report_internal_error, warn_once
+from lcel_trace.clock import now_ns
+from lcel_trace.context import (
+    DEFAULT_MAX_ATTR_CHARS,
+    TraceOptions,
+    is_sampled,
+    new_trace_id,
+    otel_parent,
+)
+from lcel_trace.export import SpanExporter, processor_for
+from lcel_trace.normalise import normalise, split_event_name
+from lcel_trace.recorder import EventSink
+from lcel_trace.redact import Redact, Redactor
+from lcel_trace.session import TraceSession
+from lcel_trace.span import TraceEvent
+from lcel_trace.wrapper import active_recorder, run_types_by_name
+
+__all__ = ["trace_events", "trace_events_sync"]
+
+
+def trace_events(
+    events: AsyncIterable[Any],
+    *,
+    exporters: Sequence[SpanExporter] = (),
+    name: str | None = None,
+    redact: Redact | None = None,
+    capture_content: bool = True,
+    max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
+    sample: float = 1.0,
+    runnable: Runnable[Any, Any] | None = None,
+) -> AsyncIterator[Any]:
+    """Yield every event of `events` unchanged, recording one trace per root run.
+
+    The options mean what they mean for `trace()`; `runnable`, when given, is the
+    runnable that produced the stream (used only to name the run types of its lambdas
+    and user-defined steps). Options are checked now, the stream is read lazily.
+    """
+    options = _options(exporters, name, redact, capture_content, max_attr_chars, sample, runnable)
+    return _traced_async(events, options)
+
+
+def trace_events_sync(
+    events: Iterable[Any],
+    *,
+    exporters: Sequence[SpanExporter] = (),
+    name: str | None = None,
+    redact: Redact | None = None,
+    capture_content: bool = True,
+    max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
+    sample: float = 1.0,
+    runnable: Runnable[Any, Any] | None = None,
+) -> Iterator[Any]:
+    """`trace_events` for a sync iterable of v2 events (e.g. `Runnable.stream_events`)."""
+    options = _options(exporters, name, redact, capture_content, max_attr_chars, sample, runnable)
+    return _traced_sync(events, options)
+
+
+def _options(
+    exporters: Sequence[SpanExporter],
+    name: str | None,
+    redact: Redact | None,
+    capture_content: bool,
+    max_attr_chars: int,
+    sample: float,
+    runnable: Runnable[Any, Any] | None,
+) -> TraceOptions:
+    """The options `trace()` would resolve for the same arguments."""
+    for exporter in exporters:
+        missing = [m for m in ("export", "force_flush", "shutdown") if not hasattr(exporter, m)]
+        if missing:
+            raise TypeError(
+                f"{type(exporter).__name__} is not a SpanExporter: it lacks {', '.join(missing)}"
+            )
+    if not 0.0 <= sample <= 1.0:
+        raise ValueError(f"sample must be between 0.0 and 1.0, got {sample}")
+    if max_attr_chars < 1:
+        raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
+    processors = tuple(processor_for(exporter) for exporter in exporters)
+    chunk_level = max((p.capabilities.chunk_level for p in processors), default=0)
+    return TraceOptions(
+        processors=processors,
+        redactor=Redactor(redact, capture_content=capture_content),
+        max_attr_chars=max_attr_chars,
+        sample=sample,
+        name_run_types=run_types_by_name(runnable) if runnable is not None else {},
+        name=name,
+        record_root_chunks=chunk_level >= 1,
+        record_all_chunks=chunk_level >= 2,
+    )
+
+
+async def _traced_async(events: AsyncIterable[Any], options: TraceOptions) -> AsyncIterator[Any]:
+    router = _Router(options)
+    source = aiter(events)
+    try:
+        while True:
+            try:
+                raw = await anext(source)
+            except StopAsyncIteration:
+                break
+            router.route(raw)
+            yield raw
+    except (GeneratorExit, asyncio.CancelledError):
+        router.close(cancelled=True)
+        await _aclose(source)
+        raise
+    except BaseException as exc:
+        router.close(exc)
+        raise
+    router.close()
+
+
+def _traced_sync(events: Iterable[Any], options: TraceOptions) -> Iterator[Any]:
+    router = _Router(options)
+    source = iter(events)
+    try:
+        for raw in source:
+            router.route(raw)
+            yield raw
+    except GeneratorExit:
+        router.close(cancelled=True)
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
+        raise
+    except BaseException as exc:
+        router.close(exc)
+        raise
+    router.close()
+
+
+async def _aclose(source: AsyncIterator[Any]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception as exc:  # the source's own cleanup failing is not the consumer's concern
+        report_internal_error("trace_events.aclose", exc)
+
+
+class _Router:
+    """Sends each event to the trace of its root run. Never raises into the stream."""
+
+    def __init__(self, options: TraceOptions) -> None:
+        self._options = options
+        self._sessions: dict[str, TraceSession] = {}
+        self._unsampled: set[str] = set()
+        self._v1_root: str | None = None
+        self._started = False
+        self._join: _Join | None = None
+
+    def route(self, raw: Any) -> None:
+        try:
+            if not self._started:
+                self._started = True
+                self._join = _Join.enclosing()
+            if not isinstance(raw, Mapping) or "event" not in raw or "run_id" not in raw:
+                return
+            if self._join is not None:
+                self._join.route(raw, self._ts(raw), self._options)
+            else:
+                self._route(raw)
+        except Exception as exc:
+            report_internal_error("trace_events.route", exc)
+
+    def close(self, error: BaseException | None = None, *, cancelled: bool = False) -> None:
+        """End every trace still open: with the stream's exception, or cancelled."""
+        try:
+            if self._join is not None:
+                self._join.close(error, cancelled=cancelled)
+            sessions, self._sessions = list(self._sessions.values()), {}
+            for session in sessions:
+                session.finish(error, cancelled=cancelled)
+        except Exception as exc:
+            report_internal_error("trace_events.close", exc)
+
+    @staticmethod
+    def _ts(raw: Mapping[str, Any]) -> int:
+        ts = raw.get("ts_ns")
+        return ts if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0 else now_ns()
+
+    def _route(self, raw: Mapping[str, Any]) -> None:
+        run_id = str(raw["run_id"])
+        event_name = str(raw["event"])
+        if "parent_ids" in raw:
+            parents = raw["parent_ids"] or ()
+            root = str(parents[0]) if parents else run_id
+        else:
+            warn_once("v1_event_stream_flat_tree")
+            root = self._v1_root or run_id
+        session = self._sessions.get(root)
+        if session is None:
+            if root != run_id or not event_name.endswith("_start") or root in self._unsampled:
+                return
+            session = self._open(raw, run_id)
+            if session is None:
+                return
+            if "parent_ids" not in raw:
+                self._v1_root = run_id
+        ts = self._ts(raw)
+        if event_name.endswith("_stream"):
+            session.chunk(run_id, ts, (raw.get("data") or {}).get("chunk"))
+            return
+        session.feed(normalise(raw, session.trace_id, ts, self._options.name_run_types))
+        if run_id == root and event_name.endswith(("_end", "_error")):
+            del self._sessions[root]
+            if self._v1_root == root:
+                self._v1_root = None
+            session.finish()
+
+    def _open(self, raw: Mapping[str, Any], run_id: str) -> TraceSession | None:
+        parent = otel_parent()
+        trace_id = parent.trace_id if parent else new_trace_id()
+        if not is_sampled(trace_id, self._options.sample):
+            self._unsampled.add(run_id)
+            return None
+        session = TraceSession(
+            self._options,
+            trace_id=trace_id,
+            root_name=str(raw.get("name") or "events"),
+            otel_parent_span_id=parent.span_id if parent else None,
+            root_run_id=run_id,
+        )
+        self._sessions[run_id] = session
+        return session
+
+
+@dataclasses.dataclass
+class _Join:
+    """Feeds a stream into the trace of the enclosing traced call, under the run that
+    consumes it; roots the enclosing recorder already sees are left to it."""
+
+    sink: EventSink
+    prefix: tuple[str, ...]
+    joined: set[str] = dataclasses.field(default_factory=set)
+    seen: set[str] = dataclasses.field(default_factory=set)
+    open: dict[str, TraceEvent] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def enclosing(cls) -> _Join | None:
+        recorder = active_recorder(None)
+        if recorder is None:
+            return None
+        sink = recorder.sink
+        callbacks = (var_child_runnable_config.get() or {}).get("callbacks")
+        parent_run_id = getattr(callbacks, "parent_run_id", None)
+        prefix: tuple[str, ...] = ()
+        if isinstance(callbacks, BaseCallbackManager) and parent_run_id is not None:
+            parent = str(parent_run_id)
+            identity = sink.identity(parent)
+            prefix = (*identity.parent_ids, parent) if identity is not None else (parent,)
+        return cls(sink, prefix)
+
+    def route(self, raw: Mapping[str, Any], ts: int, options: TraceOptions) -> None:
+        run_id = str(raw["run_id"])
+        event_name = str(raw["event"])
+        parents = tuple(str(p) for p in raw.get("parent_ids") or ())
+        root = parents[0] if parents else run_id
+        if root in self.seen:
+            return
+        if root not in self.joined:
+            if root != run_id or not event_name.endswith("_start"):
+                return
+            if self.sink.identity(run_id) is not None:
+                self.seen.add(run_id)
+                return
+            self.joined.add(run_id)
+        if event_name.endswith("_stream"):
+            self.sink.chunk(run_id, ts, (raw.get("data") or {}).get("chunk"))
+            return
+        event = normalise(raw, self.sink.trace_id, ts, options.name_run_types)
+        event = dataclasses.replace(event, parent_ids=(*self.prefix, *event.parent_ids))
+        self.sink.feed(event)
+        if event.kind == "start":
+            if self.sink.identity(run_id) is None:  # the recorder saw it start and end
+                self.joined.discard(run_id)
+                self.seen.add(run_id)
+            else:
+                self.open[run_id] = event
+        elif event.kind in ("end", "error"):
+            self.open.pop(run_id, None)
+
+    def close(self, error: BaseException | None, *, cancelled: bool) -> None:
+        """Close the joined runs still open, innermost first (the enclosing call goes on)."""
+        if error is None and not cancelled:
+            return
+        reason: BaseException = asyncio.CancelledError() if cancelled or error is None else error
+        ts = now_ns()
+        for run_id, start in reversed(list(self.open.items())):
+            if self.sink.identity(run_id) is None:
+                continue
+            family = split_event_name(start.event)[0]
+            self.sink.feed(
+                dataclasses.replace(
+                    start,
+                    kind="error",
+                    event=f"on_{family}_error",
+                    data={"error": reason},
+                    ts_ns=ts,
+                )
+            )
+        self.open.clear()
