@@ -248,7 +248,11 @@ class TraceReader:
             glued = self._glued_record(raw)
             what = "partial last line" if last else "partial line"
             if glued is None:
-                if not last and self._first_garbage is None:
+                if self._records == 0 and not last:
+                    # One partial line can open a trace file (a writer killed in its
+                    # first write); two before any record mean it was never one.
+                    if self._first_garbage is not None:
+                        self._not_ours(*self._first_garbage)
                     self._first_garbage = (number, raw)
                 _warn(f"{self.path}:{number}: {what} skipped (not valid JSON)")
                 return None

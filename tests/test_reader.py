@@ -187,11 +187,19 @@ def test_a_foreign_file_says_it_is_not_a_trace_file(tmp_path: Path, first_line: 
 
 def test_a_text_file_is_not_a_trace_file_but_an_empty_one_holds_no_traces(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
-    text.write_text("hello\nworld\n", encoding="utf-8")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    text.write_text("hello\n" + "world\n" * 100_000, encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with pytest.raises(TraceFileError, match=r"notes\.txt:1: not an lcel-trace file"):
             read_traces(text)
+    assert len(caught) <= 1  # refused at its second line, not warned about line by line
+    one_line = tmp_path / "one.txt"
+    one_line.write_text("hello\n", encoding="utf-8")
+    with (
+        pytest.warns(TruncatedTraceWarning),
+        pytest.raises(TraceFileError, match=r"one\.txt:1: not"),
+    ):
+        read_traces(one_line)
     empty = tmp_path / "empty.jsonl"
     empty.touch()
     assert read_traces(empty) == []
