@@ -16,9 +16,11 @@ What a consumed stream cannot tell, and what is done instead:
   `aclose()`, a cancelled task) they close as `"cancelled"`.
 - **Run types.** v2 reports lambdas and user-defined runnables as plain chains; pass
   `runnable=` (the runnable whose stream this is) to have them typed as `trace()` does.
-- **v1 streams** carry no `parent_ids`: their events all go to one trace per root and
-  every run hangs directly under the first run (a flat tree); this is logged once as
-  `v1_event_stream_flat_tree`.
+- **v1 streams** carry no parents (`parent_ids` absent, or empty for every run): their
+  events all go to one trace per root run and every run hangs directly under that root
+  (a flat tree); this is logged once as `v1_event_stream_flat_tree`. A stream is taken
+  for v1 when a second parentless run starts while the first is open before any event
+  has shown a parent (so a merged stream of concurrent parentless v2 roots is too).
 
 Consumed inside an enclosing traced call (a `trace()`d chain's step iterating a remote
 stream), the events join that call's trace under the run that is consuming them,
@@ -185,7 +187,9 @@ class _Router:
         self._options = options
         self._sessions: dict[str, TraceSession] = {}
         self._unsampled: set[str] = set()
-        self._v1_root: str | None = None
+        self._v1_root: str | None = None  # the root of the run most recently opened
+        self._v1: bool | None = None
+        self._seen_parents = False
         self._started = False
         self._join: _Join | None = None
 
@@ -222,12 +226,14 @@ class _Router:
     def _route(self, raw: Mapping[str, Any]) -> None:
         run_id = str(raw["run_id"])
         event_name = str(raw["event"])
-        if "parent_ids" in raw:
-            parents = raw["parent_ids"] or ()
-            root = str(parents[0]) if parents else run_id
-        else:
-            warn_once("v1_event_stream_flat_tree")
+        parents = raw.get("parent_ids") or ()
+        if parents:
+            self._seen_parents = True
+            root = str(parents[0])
+        elif self._is_v1(raw, run_id, event_name):
             root = self._v1_root or run_id
+        else:
+            root = run_id
         session = self._sessions.get(root)
         if session is None:
             if root != run_id or not event_name.endswith("_start") or root in self._unsampled:
@@ -235,8 +241,7 @@ class _Router:
             session = self._open(raw, run_id)
             if session is None:
                 return
-            if "parent_ids" not in raw:
-                self._v1_root = run_id
+            self._v1_root = run_id
         ts = self._ts(raw)
         if event_name.endswith("_stream"):
             session.chunk(run_id, ts, (raw.get("data") or {}).get("chunk"))
@@ -247,6 +252,22 @@ class _Router:
             if self._v1_root == root:
                 self._v1_root = None
             session.finish()
+
+    def _is_v1(self, raw: Mapping[str, Any], run_id: str, event_name: str) -> bool:
+        """v1 streams report no parents (`parent_ids` empty or absent): told apart from
+        a v2 root by a second parentless run starting inside the first, with no event
+        of the stream ever having had a parent."""
+        if self._v1 is None:
+            nested_start = (
+                event_name.endswith("_start")
+                and self._v1_root is not None
+                and self._v1_root != run_id
+                and not self._seen_parents
+            )
+            if "parent_ids" not in raw or nested_start:
+                self._v1 = True
+                warn_once("v1_event_stream_flat_tree")
+        return bool(self._v1)
 
     def _open(self, raw: Mapping[str, Any], run_id: str) -> TraceSession | None:
         parent = otel_parent()
