@@ -10,6 +10,7 @@ carries the running config in a context variable) joins the outer trace.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -53,9 +54,15 @@ from lcel_trace.session import TraceSession
 from lcel_trace.span import RunType
 from lcel_trace.streams import Observe, TracedAsyncIterator, TracedIterator
 
-__all__ = ["TracedRunnable", "trace"]
+__all__ = ["TracedRunnable", "trace", "tracing_disabled"]
 
 _MODEL_STREAM_EVENTS = ("on_chat_model_stream", "on_llm_stream")
+_DISABLED = os.environ.get("LCEL_TRACE_DISABLED", "").strip().lower() in {"1", "true", "yes"}
+
+
+def tracing_disabled() -> bool:
+    """True when `LCEL_TRACE_DISABLED=1` was set at import: every call then runs untraced."""
+    return _DISABLED
 
 
 def trace(
@@ -248,6 +255,8 @@ class TracedRunnable(Runnable[Input, Output]):
     ) -> tuple[TraceSession | None, RunnableConfig | None]:
         """Open a session for one call and attach its recorder, unless an enclosing
         traced call already records this one (or it is not sampled)."""
+        if _DISABLED:
+            return None, config
         try:
             if active_recorder(config) is not None:
                 return None, config
