@@ -11,7 +11,9 @@ the original method, so only the outermost call is traced, once.
 
 Every test runs inside `lcel_trace.capture()`; when the test body has passed, each
 recorded trace must be consistent (every span ended, a known status, every parent in
-the trace) and lcel-trace must not have logged an internal failure, or the test fails.
+the trace, a span for the root run), each `invoke`/`ainvoke` must have given exactly one
+trace whose status matches how the call ended, and lcel-trace must not have caught an
+internal error; otherwise the test fails.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import pytest
 from langchain_core.runnables.base import Runnable
 
-from lcel_trace import Trace, capture, trace
+from lcel_trace import Capture, Trace, capture, trace
 from lcel_trace import _log as lcel_log
 from lcel_trace.span import STATUSES
 from lcel_trace.wrapper import TracedRunnable
@@ -38,18 +40,18 @@ ASYNC_CALLS = ("ainvoke", "abatch")
 SYNC_STREAMS = ("stream", "transform")
 ASYNC_STREAMS = ("astream", "atransform", "astream_events", "astream_log")
 ENTRY_POINTS = SYNC_CALLS + ASYNC_CALLS + SYNC_STREAMS + ASYNC_STREAMS
-# warn_once kinds that mean lcel-trace itself failed (not a user's exporter, not a
-# documented pass-through such as astream_events(version="v3")).
-INTERNAL_FAILURES = (
+# Kinds older lcel-trace versions logged for their own failures (newer ones count
+# every internal error in `internal_error_count()`).
+LEGACY_INTERNAL_FAILURES = (
     "trace_start_failed",
     "trace_finish_failed",
     "recorder_failed",
     "observe_failed",
-    "stream_close_failed",
 )
 _OTEL_SPAN_ID = re.compile(r"[0-9a-f]{16}")
 
 _inside: ContextVar[bool] = ContextVar("trace_everything_inside", default=False)
+_call_problems: list[str] = []
 _patched: set[type] = set()
 stats = {"traced_calls": 0, "traces_checked": 0}
 
@@ -66,7 +68,14 @@ def _wrap_call(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         stats["traced_calls"] += 1
         token = _inside.set(True)
         try:
-            return getattr(trace(self), name)(*args, **kwargs)
+            with capture() as own:
+                try:
+                    result = getattr(trace(self), name)(*args, **kwargs)
+                except BaseException as exc:
+                    _expect_outcome(own, self, name, exc)
+                    raise
+            _expect_outcome(own, self, name, None)
+            return result
         finally:
             _inside.reset(token)
 
@@ -81,11 +90,36 @@ def _wrap_async_call(name: str, original: Callable[..., Any]) -> Callable[..., A
         stats["traced_calls"] += 1
         token = _inside.set(True)
         try:
-            return await getattr(trace(self), name)(*args, **kwargs)
+            with capture() as own:
+                try:
+                    result = await getattr(trace(self), name)(*args, **kwargs)
+                except BaseException as exc:
+                    _expect_outcome(own, self, name, exc)
+                    raise
+            _expect_outcome(own, self, name, None)
+            return result
         finally:
             _inside.reset(token)
 
     return entry
+
+
+def _expect_outcome(own: Capture, runnable: Any, name: str, error: BaseException | None) -> None:
+    """An `invoke`/`ainvoke` gives one trace, `ok` when it returned and `error` (or
+    `cancelled`) when it raised; a `batch` that raised has a trace that says so."""
+    traces = own.traces
+    label = f"{type(runnable).__name__}.{name}"
+    if name in ("invoke", "ainvoke"):
+        if len(traces) != 1:
+            _call_problems.append(f"{label} gave {len(traces)} traces, not 1")
+            return
+        status = traces[0].status
+        expected = ("ok",) if error is None else ("error", "cancelled")
+        if status not in expected:
+            what = "returned" if error is None else f"raised {type(error).__name__}"
+            _call_problems.append(f"{label} {what} but its trace's status is {status!r}")
+    elif error is not None and traces and not any(t.status != "ok" for t in traces):
+        _call_problems.append(f"{label} raised {type(error).__name__}; all its traces are 'ok'")
 
 
 class _Inside:
@@ -249,16 +283,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     patch_tree()  # classes created without passing through __init_subclass__
 
 
+def _internal_failures() -> int:
+    """How many failures lcel-trace has caught inside itself so far in this process."""
+    count = getattr(lcel_log, "internal_error_count", None)
+    total = count() if count is not None else 0
+    return total + sum(lcel_log.occurrences(kind) for kind in LEGACY_INTERNAL_FAILURES)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    failures_before = {k: lcel_log.occurrences(k) for k in INTERNAL_FAILURES}
+    failures_before = _internal_failures()
+    _call_problems.clear()
     with capture() as cap:
         result = yield
     problems = [p for t in cap.traces for p in check_trace(t)]
+    problems += _call_problems
     stats["traces_checked"] += len(cap.traces)
-    for kind, before in failures_before.items():
-        if lcel_log.occurrences(kind) > before:
-            problems.append(f"lcel-trace logged an internal failure: {kind}")
+    if _internal_failures() > failures_before:
+        problems.append("lcel-trace caught an internal error (see the log)")
     if problems:
         raise AssertionError("lcel-trace trace consistency: " + "; ".join(problems[:5]))
     return result
