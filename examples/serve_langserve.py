@@ -29,6 +29,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 from langserve import RemoteRunnable, add_routes
+from pydantic import SecretStr
 
 from lcel_trace import capture, flush_all, trace
 from lcel_trace.events import trace_events
@@ -92,7 +93,7 @@ def serve(app: FastAPI) -> Iterator[str]:
 
 
 async def client(url: str) -> None:
-    remote = RemoteRunnable(f"{url}/joke/", headers={"x-user": "ada"})
+    remote: RemoteRunnable[Any, Any] = RemoteRunnable(f"{url}/joke/", headers={"x-user": "ada"})
     with capture() as cap:
         print("client streams:", end=" ", flush=True)
         async for event in trace_events(remote.astream_events({"topic": "parrots"})):
@@ -107,7 +108,9 @@ async def client(url: str) -> None:
 def main() -> None:
     with model_url() as base_url:
         model = (
-            ChatOpenAI(base_url=base_url, api_key="offline", model="fake-gpt", stream_usage=True)
+            ChatOpenAI(
+                base_url=base_url, api_key=SecretStr("offline"), model="fake-gpt", stream_usage=True
+            )
             if base_url
             else ChatOpenAI(
                 model=os.environ.get("LCEL_TRACE_MODEL", "gpt-4o-mini"), stream_usage=True
