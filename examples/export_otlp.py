@@ -19,10 +19,30 @@ from langchain_core.prompts import ChatPromptTemplate
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from lcel_trace import capture, trace
 from lcel_trace.exporters import OtelExporter
+
+
+class CheckedExporter(SpanExporter):
+    """Delegates to the OTLP exporter and remembers whether any batch was refused."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.failed = 0
+
+    def export(self, spans):  # type: ignore[no-untyped-def]
+        result = self.inner.export(spans)
+        if result is not SpanExportResult.SUCCESS:
+            self.failed += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 def main() -> int:
@@ -31,9 +51,8 @@ def main() -> int:
         resource=Resource.create({"openinference.project.name": "lcel-trace"})
     )
     # The OTLP exporter reads OTEL_EXPORTER_OTLP_* itself; the traces path is appended here.
-    provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces"))
-    )
+    otlp = CheckedExporter(OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces"))
+    provider.add_span_processor(BatchSpanProcessor(otlp, export_timeout_millis=15_000))
     model = GenericFakeChatModel(messages=iter([AIMessage(content="Parrots talk back .")]))
     chain = ChatPromptTemplate.from_template("Tell me about {topic}") | model | StrOutputParser()
     exporter = OtelExporter(provider, conventions=("gen_ai", "openinference"))
@@ -41,7 +60,8 @@ def main() -> int:
         for chunk in trace(chain, exporters=[exporter], name="joke").stream({"topic": "parrots"}):
             print(chunk, end="", flush=True)
     print()
-    delivered = exporter.force_flush(10)
+    # lcel-trace hands its spans to the provider; the provider's flush sends them
+    delivered = exporter.force_flush(10) and provider.force_flush(20_000) and not otlp.failed
     provider.shutdown()
     print(f"trace {cap.traces[0].trace_id} sent to {endpoint}: {'ok' if delivered else 'FAILED'}")
     return 0 if delivered else 1
