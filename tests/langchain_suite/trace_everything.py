@@ -2,12 +2,12 @@
 
 Loaded with `-p trace_everything` into langchain-core's own unit tests (see `run.py`).
 Each entry point (`invoke`, `ainvoke`, `batch`, `abatch`, `stream`, `astream`,
-`transform`, `atransform`, `astream_events`, `astream_log`) is replaced on `Runnable`
-and on every subclass that defines its own, including classes the tests define later
-(through `Runnable.__init_subclass__`). A call made while no traced call is running
-goes to `trace(self).<method>(...)`; every call made inside one (the traced wrapper
-calling the original, a chain calling its steps, `super()` calls) goes straight to
-the original method, so only the outermost call is traced, once.
+`transform`, `atransform`, `astream_events`, `astream_log`, and `stream_events` too) is
+replaced on `Runnable` and on every subclass that defines its own, including classes the
+tests define later (through `Runnable.__init_subclass__`). A call made while no traced
+call is running goes to `trace(self).<method>(...)`; every call made inside one (the
+traced wrapper calling the original, a chain calling its steps, `super()` calls) goes
+straight to the original method, so only the outermost call is traced, once.
 
 Every test runs inside `lcel_trace.capture()`; when the test body has passed, each
 recorded trace must be consistent (every span ended, a known status, every parent in
@@ -37,7 +37,7 @@ from lcel_trace.wrapper import TracedRunnable
 
 SYNC_CALLS = ("invoke", "batch")
 ASYNC_CALLS = ("ainvoke", "abatch")
-SYNC_STREAMS = ("stream", "transform")
+SYNC_STREAMS = ("stream", "transform", "stream_events")
 ASYNC_STREAMS = ("astream", "atransform", "astream_events", "astream_log")
 ENTRY_POINTS = SYNC_CALLS + ASYNC_CALLS + SYNC_STREAMS + ASYNC_STREAMS
 # Kinds older lcel-trace versions logged for their own failures (newer ones count
@@ -148,6 +148,9 @@ class _InsideIterator(Iterator[Any]):
         with _Inside():
             return next(self._stream)
 
+    def __getattr__(self, name: str) -> Any:  # what the traced stream offers besides
+        return getattr(self._stream, name)
+
     def close(self) -> None:
         with _Inside():
             close = getattr(self._stream, "close", None)
@@ -168,6 +171,9 @@ class _InsideAsyncIterator(AsyncIterator[Any]):
         with _Inside():
             return await self._stream.__anext__()
 
+    def __getattr__(self, name: str) -> Any:  # what the traced stream offers besides
+        return getattr(self._stream, name)
+
     async def aclose(self) -> None:
         with _Inside():
             aclose = getattr(self._stream, "aclose", None)
@@ -182,7 +188,8 @@ def _wrap_stream(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, *args, **kwargs)
         stats["traced_calls"] += 1
         with _Inside():
-            return _InsideIterator(getattr(trace(self), name)(*args, **kwargs))
+            result = getattr(trace(self), name)(*args, **kwargs)
+        return _InsideIterator(result) if hasattr(result, "__next__") else result
 
     return entry
 
@@ -190,14 +197,14 @@ def _wrap_stream(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_async_stream(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _outermost(self) or kwargs.get("version") == "v3":
+        if not _outermost(self):
             return original(self, *args, **kwargs)
         stats["traced_calls"] += 1
         with _Inside():
             result = getattr(trace(self), name)(*args, **kwargs)
         if hasattr(result, "__anext__"):
             return _InsideAsyncIterator(result)
-        if inspect.isawaitable(result):  # astream_events(version="v3") returns an awaitable
+        if inspect.isawaitable(result):  # astream_events(version="v3") gives an awaitable
             return _await_inside(result)
         return result
 
