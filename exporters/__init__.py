@@ -6,7 +6,7 @@ imported on first use, so the others work without it.
 
 from typing import Any
 
-from lcel_trace.export import BaseExporter, SpanExporter
+from lcel_trace.export import BaseExporter, ExporterHooks, SpanExporter
 
 from .jsonl import JsonlExporter
 from .otel import OtelExporter
@@ -14,6 +14,7 @@ from .structlog import StructlogExporter
 
 __all__ = [
     "BaseExporter",
+    "ExporterHooks",
     "JsonlExporter",
     "OtelExporter",
     "OtlpJsonExporter",

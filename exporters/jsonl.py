@@ -14,14 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
-from lcel_trace._log import warn_once
-from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
-from lcel_trace.records import Record, encode_line
-from lcel_trace.span import Span, TraceEvent, TraceStart
+from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, RecordChunks, warn_once
+from lcel_trace.records import encode_line
+from lcel_trace.span import Record, Span, TraceEvent, TraceStart
 
-RecordChunks = Literal["none", "root", "all"]
+__all__ = ["DEFAULT_MAX_VALUE_CHARS", "JsonlExporter"]
 DEFAULT_MAX_VALUE_CHARS = 1_000_000
 """Longest string written as is; longer ones are cut, ending in `…[truncated N chars]`."""
 
@@ -56,10 +54,11 @@ class JsonlExporter(BaseExporter):
         self.max_queue = max_queue
         self.lines_written = 0
         self._roots: dict[str, str] = {}
-        try:
-            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise OSError(f"cannot open trace file {self.path} for appending: {exc}") from exc
+        self._fd: int | None = None  # opened on first write, closed when idle
+        self._finished = False
+        parent = self.path.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise OSError(f"cannot open trace file {self.path}: {parent} is not a writable folder")
 
     def on_batch(self, records: Sequence[Record]) -> None:
         """Encode one hand-off and append it with a single write."""
@@ -92,10 +91,12 @@ class JsonlExporter(BaseExporter):
         return self.record_chunks == "root" and self._roots.get(event.trace_id) == event.run_id
 
     def _write(self, payload: bytes) -> None:
-        fd = self._fd
-        if fd is None:
+        if self._finished:
             warn_once("jsonl_write_after_close", path=str(self.path))
             return
+        fd = self._fd
+        if fd is None:
+            fd = self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         view = memoryview(payload)
         while view:
             written = os.write(fd, view)
@@ -108,7 +109,15 @@ class JsonlExporter(BaseExporter):
             os.fsync(self._fd)
         return True
 
+    def on_idle(self) -> None:
+        """Nothing queued for a while: give the file descriptor back."""
+        self._close_file()
+
     def _close(self) -> None:
+        self._finished = True
+        self._close_file()
+
+    def _close_file(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)

@@ -115,9 +115,13 @@ class OtelExporter(BaseExporter):
         unknown = set(conventions) - CONVENTIONS
         if unknown:
             raise ValueError(f"unknown conventions {sorted(unknown)}; use {sorted(CONVENTIONS)}")
-        self._provider = tracer_provider or otel_trace.get_tracer_provider()
-        self._tracer = self._provider.get_tracer("lcel-trace")
-        self._trace_ids = _RecordedTraceIds.install(self._tracer)
+        # Without an explicit provider, the global one is looked up when spans are
+        # emitted: an exporter made before `set_tracer_provider` still uses the SDK's.
+        self._explicit_provider = tracer_provider
+        self._provider: Any = None
+        self._tracer: Any = None
+        self._trace_ids: _RecordedTraceIds | None = None
+        self._use_provider(tracer_provider or otel_trace.get_tracer_provider())
         self.max_attr_chars = max_attr_chars
         self._limit = max_attr_chars  # this trace's: min(ours, the traced runnable's)
         self.capture_content = capture_content
@@ -167,13 +171,24 @@ class OtelExporter(BaseExporter):
         if pending is not None and pending.spans:
             self._emit(pending)
 
+    def _use_provider(self, provider: Any) -> None:
+        if provider is self._provider:
+            return
+        self._provider = provider
+        self._tracer = provider.get_tracer("lcel-trace")
+        self._trace_ids = _RecordedTraceIds.install(self._tracer)
+
     def _flush(self) -> bool:
+        if self._explicit_provider is None:
+            self._use_provider(otel_trace.get_tracer_provider())
         flush = getattr(self._provider, "force_flush", None)
         return bool(flush()) if flush is not None else True
 
     # -- building OpenTelemetry spans ------------------------------------------------------
 
     def _emit(self, pending: _PendingTrace) -> None:
+        if self._explicit_provider is None:
+            self._use_provider(otel_trace.get_tracer_provider())
         limit = pending.start.max_attr_chars if pending.start else None
         self._limit = min(self.max_attr_chars, limit) if limit else self.max_attr_chars
         spans = pending.spans

@@ -40,6 +40,7 @@ __all__ = [
     "exporter_stats",
     "flush_all",
     "processor_for",
+    "warn_once",
 ]
 
 DEFAULT_MAX_QUEUE = 100_000
@@ -248,21 +249,29 @@ class ExportProcessor:
             with self._cond:
                 if not self._queue and not self._closed:
                     self._cond.wait(WORKER_IDLE_S)
-                if not self._queue:
-                    self._thread = None  # idle or closed: a later submit starts a new one
-                    self._cond.notify_all()
-                    break
-                batch, weight = self._queue.popleft()
-                self._queued_records -= weight
-                self._in_flight += 1
-            try:
-                self._deliver(batch)
-            finally:
-                with self._cond:
-                    self._in_flight -= 1
-                    self._cond.notify_all()
-        if self.capabilities.on_idle:
-            self._call("on_idle", None)
+                batch: Sequence[Record] | None = None
+                if self._queue:
+                    batch, weight = self._queue.popleft()
+                    self._queued_records -= weight
+                    self._in_flight += 1
+            if batch is not None:
+                try:
+                    self._deliver(batch)
+                finally:
+                    with self._cond:
+                        self._in_flight -= 1
+                        self._cond.notify_all()
+                continue
+            # Idle or closed. Still the registered worker while the exporter closes its
+            # files, so a batch arriving now waits for this thread, not a second one.
+            if self.capabilities.on_idle:
+                self._call("on_idle", None)
+            with self._cond:
+                if self._queue and not self._closed:
+                    continue
+                self._thread = None  # a later submit starts a new worker
+                self._cond.notify_all()
+                return
 
     def _deliver(self, batch: Sequence[Record]) -> None:
         caps = self.capabilities

@@ -91,3 +91,17 @@ def test_replay_example_replays_and_reexports_identically(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert "spans identical" in result.stdout
     assert (tmp_path / "reexported.jsonl").stat().st_size > 0
+
+
+def test_custom_exporter_example_counts_spans_and_prints_each_trace_end() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "custom_exporter.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "41"
+    assert lines[1].startswith("trace ") and lines[1].endswith(" ok: 3 spans")
+    assert lines[2] == "{'ok': 3}"

@@ -15,12 +15,15 @@ def test_public_names_are_pinned() -> None:
     assert sorted(lcel_trace.__all__) == [
         "Capture",
         "ExporterStats",
+        "Record",
         "Span",
         "SpanError",
         "SpanEvent",
         "SpanNode",
         "Trace",
+        "TraceEnd",
         "TraceEvent",
+        "TraceStart",
         "TracedRunnable",
         "Usage",
         "capture",
@@ -30,6 +33,7 @@ def test_public_names_are_pinned() -> None:
     ]
     assert sorted(lcel_trace.exporters.__all__) == [
         "BaseExporter",
+        "ExporterHooks",
         "JsonlExporter",
         "OtelExporter",
         "OtlpJsonExporter",
