@@ -103,5 +103,6 @@ def test_custom_exporter_example_counts_spans_and_prints_each_trace_end() -> Non
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "41"
-    assert lines[1].startswith("trace ") and lines[1].endswith(" ok: 3 spans")
+    assert lines[1].startswith("trace ")
+    assert lines[1].endswith(" ok: 3 spans")
     assert lines[2] == "{'ok': 3}"
