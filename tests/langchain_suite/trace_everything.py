@@ -189,7 +189,7 @@ def _wrap_stream(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         stats["traced_calls"] += 1
         with _Inside():
             result = getattr(trace(self), name)(*args, **kwargs)
-        return _InsideIterator(result) if hasattr(result, "__next__") else result
+        return _InsideIterator(result) if _plain_lcel_trace_stream(result) else result
 
     return entry
 
@@ -202,13 +202,25 @@ def _wrap_async_stream(name: str, original: Callable[..., Any]) -> Callable[...,
         stats["traced_calls"] += 1
         with _Inside():
             result = getattr(trace(self), name)(*args, **kwargs)
-        if hasattr(result, "__anext__"):
+        if _plain_lcel_trace_stream(result):
             return _InsideAsyncIterator(result)
         if inspect.isawaitable(result):  # astream_events(version="v3") gives an awaitable
             return _await_inside(result)
         return result
 
     return entry
+
+
+_NEUTRAL_MODULES = ("lcel_trace", "builtins", "abc", "typing", "collections", "_collections_abc")
+
+
+def _plain_lcel_trace_stream(result: Any) -> bool:
+    """Whether `result` is one of lcel-trace's own stream objects and nothing more, so
+    wrapping it cannot hide a type the caller checks (a v3 `ChatModelStream`, say: that
+    is handed back as it is)."""
+    if not (hasattr(result, "__next__") or hasattr(result, "__anext__")):
+        return False
+    return all(k.__module__.split(".")[0] in _NEUTRAL_MODULES for k in type(result).__mro__)
 
 
 async def _await_inside(awaitable: Awaitable[Any]) -> Any:
