@@ -151,7 +151,12 @@ class Recorder(BaseCallbackHandler):
         if parent_run_id is not None:
             parent_id = str(parent_run_id)
             parent = self.sink.identity(parent_id)
-            parent_ids = (*parent.parent_ids, parent_id) if parent is not None else (parent_id,)
+            if parent is not None:
+                parent_ids = (*parent.parent_ids, parent_id)
+            elif self.sink.root_run_id is None:  # the root, under a run of another tracer
+                parent_ids = (parent_id,)
+            # else: a parent this trace never saw (a LangSmith @traceable function between
+            # two runnables): the assembler adopts the run under the root and says so
         self.sink.feed(
             TraceEvent(
                 trace_id=self.sink.trace_id,

@@ -69,8 +69,10 @@ class TraceSession:
         root_name: str,
         otel_parent_span_id: str | None = None,
         root_run_id: str | None = None,
+        finish_with_root: bool = False,
     ) -> None:
         self.trace_id = trace_id
+        self._finish_with_root = finish_with_root
         self.start_ns = now_ns()
         self.finished = False
         self.options = options
@@ -134,6 +136,8 @@ class TraceSession:
                 or event.ts_ns - self._last_handoff_ns > HANDOFF_INTERVAL_NS
             ):
                 self._hand_off(event.ts_ns)
+        if self._finish_with_root and span is not None and span.span_id == self.root_run_id:
+            self.finish()  # the caller holds a stream object, not an iterator of ours
 
     def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
         """One streamed chunk: counted always, recorded for the runs the exporters want."""

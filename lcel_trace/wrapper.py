@@ -175,6 +175,34 @@ def _handlers_of(config: RunnableConfig | None) -> list[BaseCallbackHandler]:
     return []
 
 
+def _needs_non_inline(handlers: list[BaseCallbackHandler], adds_handler: bool) -> bool:
+    """Whether an async call's recorder must be non-inline so that it hides no model
+    start from the other handlers: true when every other handler it will run beside
+    is non-inline (those in the config, those LangChain's configure hooks add, and
+    the one `astream_events`/`astream_log` add themselves)."""
+    others = [*handlers, *_hooked_handlers()]
+    if any(getattr(h, "run_inline", False) for h in others):
+        return False
+    return bool(others) or adds_handler
+
+
+def _hooked_handlers() -> list[Any]:
+    """Handlers LangChain's configure hooks will add (`collect_runs()`, tracing)."""
+    try:
+        from langchain_core.tracers.context import _configure_hooks
+        from langchain_core.utils.env import env_var_is_set
+    except ImportError:  # pragma: no cover - a LangChain without hooks
+        return []
+    found: list[Any] = []
+    for var, _inheritable, handler_class, env_var in _configure_hooks:
+        handler = var.get()
+        if handler is not None:
+            found.append(handler)
+        elif env_var is not None and env_var_is_set(env_var) and handler_class is not None:
+            found.append(handler_class)
+    return found
+
+
 def active_recorder(config: RunnableConfig | None) -> Recorder | None:
     """The recorder of an enclosing traced call, when this call runs inside one."""
     for handler in _handlers_of(config):
@@ -252,6 +280,8 @@ class TracedRunnable(Runnable[Input, Output]):
         streaming: bool = False,
         counts_root: bool = False,
         is_async: bool = False,
+        adds_handler: bool = False,
+        finish_with_root: bool = False,
     ) -> tuple[TraceSession | None, RunnableConfig | None]:
         """Open a session for one call and attach its recorder, unless an enclosing
         traced call already records this one (or it is not sampled)."""
@@ -271,11 +301,12 @@ class TracedRunnable(Runnable[Input, Output]):
                 root_name=(config or {}).get("run_name") or self.bound.get_name(),
                 otel_parent_span_id=parent.span_id if parent else None,
                 root_run_id=str(user_run_id) if user_run_id is not None else None,
+                finish_with_root=finish_with_root,
             )
             handlers = _handlers_of(config)
             recorder, first = self._recorder_for(session, handlers, streaming, counts_root)
             handler: BaseCallbackHandler = recorder
-            if is_async and handlers and not any(h.run_inline for h in handlers):
+            if is_async and _needs_non_inline(handlers, adds_handler):
                 # beside only non-inline handlers, an inline recorder would hide
                 # on_llm_start from them (AsyncCallbackManager.on_llm_start)
                 if isinstance(recorder, TappingRecorder):
@@ -420,9 +451,14 @@ class TracedRunnable(Runnable[Input, Output]):
         *,
         streaming: bool = True,
         observe: Observe | None = None,
+        adds_handler: bool = False,
     ) -> AsyncIterator[Any]:
         session, config = self._begin(
-            config, streaming=streaming, counts_root=streaming, is_async=True
+            config,
+            streaming=streaming,
+            counts_root=streaming,
+            is_async=True,
+            adds_handler=adds_handler,
         )
         try:
             source = open_source(config)
@@ -454,29 +490,46 @@ class TracedRunnable(Runnable[Input, Output]):
     ) -> AsyncIterator[Output]:
         return self._async_stream(config, lambda cfg: self.bound.atransform(input, cfg, **kwargs))
 
-    def astream_events(  # type: ignore[override]  # one signature for LangChain's overloads
+    def astream_events(  # one signature for LangChain's overloads
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+    ) -> Any:
         """The wrapped runnable's own event stream, with the arguments given (a bound
-        `version` included); the trace comes from the recorder, which sees every run."""
+        `version` included); the trace comes from the recorder, which sees every run.
+
+        Version "v3" gives an awaitable stream object, not an iterator: it is handed
+        back as it is, and the trace ends when the root run does."""
+        if self._event_version(kwargs) == "v3":
+            session, config = self._begin(config, is_async=True, finish_with_root=True)
+            try:
+                awaitable = self.bound.astream_events(input, config, **kwargs)
+            except BaseException as exc:
+                self._fail(session, exc)
+                raise
+            return _finishing_on_error(session, awaitable)
         return self._async_stream(
             config,
             lambda cfg: self.bound.astream_events(input, cfg, **kwargs),
             streaming=False,
             observe=_observe_event_chunks,
+            adds_handler=True,
         )
+
+    def _event_version(self, kwargs: Mapping[str, Any]) -> Any:
+        if "version" in kwargs:
+            return kwargs["version"]
+        return (getattr(self.bound, "kwargs", None) or {}).get("version")
 
     def stream_events(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:
-        """The wrapped runnable's own sync event stream, traced by the recorder."""
-        session, config = self._begin(config)
+        """The wrapped runnable's own sync event stream object (LangChain's v3 protocol),
+        handed back as it is; the recorder sees its runs and the trace ends with the root."""
+        session, config = self._begin(config, finish_with_root=True)
         try:
-            source = self.bound.stream_events(input, config, **kwargs)
+            return self.bound.stream_events(input, config, **kwargs)
         except BaseException as exc:
             self._fail(session, exc)
             raise
-        return TracedIterator(session, source, count_root=False)
 
     def astream_log(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
@@ -487,7 +540,17 @@ class TracedRunnable(Runnable[Input, Output]):
             lambda cfg: self.bound.astream_log(input, cfg, **kwargs),
             streaming=False,
             observe=_observe_log_chunks,
+            adds_handler=True,
         )
+
+
+async def _finishing_on_error(session: TraceSession | None, awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except BaseException as exc:
+        if session is not None:
+            session.finish(exc)
+        raise
 
 
 def _observe_event_chunks(session: TraceSession, event: Any) -> None:
