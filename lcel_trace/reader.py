@@ -21,7 +21,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from lcel_trace.assemble import SpanAssembler
 from lcel_trace.records import RECORD_TYPES, Record, from_line
@@ -275,15 +275,14 @@ class TraceReader:
     def _parse(self, number: int, raw: bytes) -> Any:
         try:
             return json.loads(raw)
-        except UnicodeDecodeError:
-            return _PARTIAL
-        except json.JSONDecodeError:
+        except (UnicodeDecodeError, json.JSONDecodeError):
             return _PARTIAL
         except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
             raise TraceFileError(self.path, number, f"cannot parse: {_reason(exc)}") from None
 
     def _glued_record(self, raw: bytes) -> Any:
-        """A whole record after a cut-off one on the same line, or `_PARTIAL`-free None."""
+        """A whole record after a cut-off one on the same line, if there is one: the
+        first place a record can start from which the rest of the line parses."""
         for tried, match in enumerate(_RECORD_START.finditer(raw, 1)):
             if tried >= _MAX_GLUE_CANDIDATES:
                 break
@@ -295,7 +294,7 @@ class TraceReader:
                 return obj
         return None
 
-    def _not_ours(self, number: int, raw: bytes) -> None:
+    def _not_ours(self, number: int, raw: bytes) -> NoReturn:
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         shown = text if len(text) <= 80 else text[:80] + "…"
         raise TraceFileError(self.path, number, f"not an lcel-trace file (first line: {shown})")
@@ -344,11 +343,8 @@ class TraceReader:
         return spans
 
 
-class _Partial:
-    pass
-
-
-_PARTIAL: Any = _Partial()
+_PARTIAL: Any = object()
+"""What `_parse` gives for a line that is not JSON (`None` is valid JSON)."""
 
 
 def _warn(message: str) -> None:
