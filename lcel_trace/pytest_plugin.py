@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lcel_trace.capture import Capture
+from lcel_trace._capture import Capture
 from lcel_trace.span import Status, Trace
 from lcel_trace.testing import TreeSpec, assert_attributes, assert_status, assert_tree
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from lcel_trace._log import log, report_internal_error
 from lcel_trace.assemble import RunIdentity, SpanAssembler
-from lcel_trace.capture import Capture, active_captures
+from lcel_trace._capture import Capture, active_captures
 from lcel_trace.clock import now_ns
 from lcel_trace.context import TraceOptions
 from lcel_trace.normalise import error_message, is_cancellation
