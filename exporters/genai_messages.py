@@ -4,7 +4,7 @@ GenAI (`gen_ai.input.messages` / `gen_ai.output.messages`): a JSON list of
 `{"role", "parts": [...], "finish_reason"?}`, parts typed `text`, `tool_call` or
 `tool_call_response`. OpenInference (what Arize Phoenix renders): the same messages
 flattened into `llm.input_messages.{i}.message.*` attributes. Long texts are cut part by
-part, so the JSON stays whole.
+part (`lcel_trace.serialize.truncate`, with its marker), so the JSON stays whole.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from opentelemetry.util.types import AttributeValue
 
+from lcel_trace.serialize import truncate
+
 GenAIMessage = dict[str, Any]
 
 # LangChain message type -> GenAI role
 ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-
-
-def cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def input_messages(inputs: Any, limit: int) -> list[GenAIMessage] | None:
@@ -57,7 +55,7 @@ def genai_message(message: BaseMessage, limit: int) -> GenAIMessage:
             {
                 "type": "tool_call_response",
                 "id": message.tool_call_id,
-                "response": cut(message.text, limit),
+                "response": truncate(message.text, limit),
             }
         )
     else:
@@ -72,13 +70,13 @@ def genai_message(message: BaseMessage, limit: int) -> GenAIMessage:
 
 def _content_parts(content: str | list[Any], limit: int) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "content": cut(content, limit)}] if content else []
+        return [{"type": "text", "content": truncate(content, limit)}] if content else []
     parts: list[dict[str, Any]] = []
     for block in content:
         if isinstance(block, str):
-            parts.append({"type": "text", "content": cut(block, limit)})
+            parts.append({"type": "text", "content": truncate(block, limit)})
         elif isinstance(block, Mapping) and block.get("type") == "text":
-            parts.append({"type": "text", "content": cut(str(block.get("text", "")), limit)})
+            parts.append({"type": "text", "content": truncate(str(block.get("text", "")), limit)})
         elif isinstance(block, Mapping):
             parts.append({"type": str(block.get("type", "unknown"))})  # images etc.: kind only
     return parts

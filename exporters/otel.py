@@ -7,14 +7,14 @@ parented to the OpenTelemetry span that was active when the traced call started;
 none active, an SDK tracer is handed lcel-trace's own trace id, so JSONL lines, log fields
 and the collector all name a trace the same way. The global OpenTelemetry context is never
 attached or detached: every span gets its parent passed explicitly, on the exporter's own
-thread.
+thread. What each span is called and carries is `otel_attributes`'s; this module only
+emits: tracer, parents, ids, times, status, events and metrics.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,57 +26,26 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
-    SpanKind,
     Status,
     StatusCode,
     TraceFlags,
     TracerProvider,
 )
-from opentelemetry.util.types import AttributeValue
 
 from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
-from lcel_trace.serialize import to_jsonable
 from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
 
-from .genai_messages import (
-    GenAIMessage,
-    cut,
-    input_messages,
-    openinference_attributes,
-    output_messages,
+from .otel_attributes import (
+    SESSION_KEYS,
+    USER_KEYS,
+    AttributeOptions,
+    Attributes,
+    metric_attributes,
+    span_attributes,
+    span_kind,
+    text,
 )
-
-Attributes = dict[str, AttributeValue]
-_Messages = tuple[list[GenAIMessage] | None, list[GenAIMessage] | None]  # input, output
-
-# GenAI operation per run type (OpenTelemetry GenAI semantic conventions).
-OPERATION = {"chat_model": "chat", "llm": "text_completion", "tool": "execute_tool"}
-OPENINFERENCE_KIND = {
-    "chat_model": "LLM",
-    "llm": "LLM",
-    "tool": "TOOL",
-    "retriever": "RETRIEVER",
-    "prompt": "CHAIN",
-    "parser": "CHAIN",
-    "lambda": "CHAIN",
-    "chain": "CHAIN",
-    "custom": "CHAIN",
-}
-REQUEST_ATTRIBUTES = {
-    "temperature": "gen_ai.request.temperature",
-    "max_tokens": "gen_ai.request.max_tokens",
-    "max_completion_tokens": "gen_ai.request.max_tokens",
-    "top_p": "gen_ai.request.top_p",
-    "top_k": "gen_ai.request.top_k",
-    "frequency_penalty": "gen_ai.request.frequency_penalty",
-    "presence_penalty": "gen_ai.request.presence_penalty",
-    "stop": "gen_ai.request.stop_sequences",
-    "seed": "gen_ai.request.seed",
-    "n": "gen_ai.request.choice.count",
-}
-CONVENTIONS = frozenset(("gen_ai", "openinference"))
-# A root of these types is the GenAI conventions' workflow: `invoke_workflow {name}`.
-WORKFLOW_RUN_TYPES = frozenset(("chain", "lambda", "custom"))
+from .otel_attributes import span_name as _span_name
 
 
 @dataclass
@@ -96,6 +65,9 @@ class OtelExporter(BaseExporter):
     as a span event (at most `max_chunk_events` per span; needs the trace's exporters to
     record them, e.g. a `JsonlExporter(record_chunks=...)` or `record_chunks` here).
     `conventions=("gen_ai", "openinference")` adds OpenInference attributes too.
+    The first of `session_keys` found in the run metadata (the root's, else the span's
+    own) becomes `gen_ai.conversation.id` on every span, and with OpenInference also
+    `session.id`; the first of `user_keys` becomes OpenInference's `user.id`.
     The providers are yours: `shutdown()` flushes them but never shuts them down.
     """
 
@@ -110,11 +82,16 @@ class OtelExporter(BaseExporter):
         max_chunk_events: int = 128,
         conventions: Iterable[str] = ("gen_ai",),
         max_queue: int = DEFAULT_MAX_QUEUE,
+        session_keys: Iterable[str] = SESSION_KEYS,
+        user_keys: Iterable[str] = USER_KEYS,
     ) -> None:
         super().__init__()
-        unknown = set(conventions) - CONVENTIONS
-        if unknown:
-            raise ValueError(f"unknown conventions {sorted(unknown)}; use {sorted(CONVENTIONS)}")
+        self._options = AttributeOptions(
+            conventions=frozenset(conventions),
+            capture_content=capture_content,
+            session_keys=_keys(session_keys, "session_keys"),
+            user_keys=_keys(user_keys, "user_keys"),
+        )
         # Without an explicit provider, the global one is looked up when spans are
         # emitted: an exporter made before `set_tracer_provider` still uses the SDK's.
         self._explicit_provider = tracer_provider
@@ -123,12 +100,13 @@ class OtelExporter(BaseExporter):
         self._trace_ids: _RecordedTraceIds | None = None
         self._use_provider(tracer_provider or otel_trace.get_tracer_provider())
         self.max_attr_chars = max_attr_chars
-        self._limit = max_attr_chars  # this trace's: min(ours, the traced runnable's)
         self.capture_content = capture_content
         self.chunk_events = chunk_events
         self.max_chunk_events = max_chunk_events
         self.record_chunks = "all" if chunk_events else "none"
-        self.conventions = frozenset(conventions)
+        self.conventions = self._options.conventions
+        self.session_keys = self._options.session_keys
+        self.user_keys = self._options.user_keys
         self.max_queue = max_queue
         self._meter_provider = meter_provider
         self._histograms: dict[str, Histogram] = {}
@@ -189,37 +167,47 @@ class OtelExporter(BaseExporter):
     def _emit(self, pending: _PendingTrace) -> None:
         if self._explicit_provider is None:
             self._use_provider(otel_trace.get_tracer_provider())
-        limit = pending.start.max_attr_chars if pending.start else None
-        self._limit = min(self.max_attr_chars, limit) if limit else self.max_attr_chars
+        start = pending.start
+        limit = self._trace_limit(start)
         spans = pending.spans
         ids = {s.span_id for s in spans}
         children: dict[str | None, list[Span]] = defaultdict(list)
         for span in spans:
             children[span.parent_id if span.parent_id in ids else None].append(span)
-        root_context = self._root_context(pending.start)
-        start = pending.start
+        roots = sorted(children[None], key=_start)
+        root = next((s for s in roots if start and s.span_id == start.root_run_id), roots[0])
+        root_context = self._root_context(start)
         trace_name = start.name if start else None
-        stack = [(span, root_context) for span in sorted(children[None], key=_start)]
+        stack = [(span, root_context) for span in roots]
         while stack:
             span, context = stack.pop()
             is_root = context is root_context
             workflow = (trace_name or span.name) if is_root else None
-            attributes = self.attributes(span, workflow)
+            attributes = span_attributes(
+                span,
+                self._options,
+                limit=limit,
+                workflow=workflow,
+                root_metadata=root.metadata,
+            )
             if is_root and self._trace_ids and start and start.otel_parent_span_id is None:
                 self._trace_ids.next_trace_id = int(start.trace_id, 16)  # used by the next line
             otel_span = self._tracer.start_span(
-                self.span_name(span, workflow),
+                _span_name(span, workflow),
                 context=context,
-                kind=SpanKind.CLIENT
-                if span.run_type in ("chat_model", "llm")
-                else SpanKind.INTERNAL,
+                kind=span_kind(span),
                 attributes=attributes,
                 start_time=span.start_ns,
             )
-            self._finish(otel_span, span, pending.chunks.get(span.span_id, ()))
+            self._finish(otel_span, span, pending.chunks.get(span.span_id, ()), limit)
             child_context = otel_trace.set_span_in_context(otel_span, Context())
             stack.extend((c, child_context) for c in sorted(children[span.span_id], key=_start))
             self._record_metrics(span)
+
+    def _trace_limit(self, start: TraceStart | None) -> int:
+        """The longest attribute text for one trace: ours, or the traced runnable's if lower."""
+        theirs = start.max_attr_chars if start else None
+        return min(self.max_attr_chars, theirs) if theirs else self.max_attr_chars
 
     def _root_context(self, start: TraceStart | None) -> Context:
         if start is None or start.otel_parent_span_id is None:
@@ -232,13 +220,15 @@ class OtelExporter(BaseExporter):
         )
         return otel_trace.set_span_in_context(NonRecordingSpan(parent), Context())
 
-    def _finish(self, otel_span: Any, span: Span, chunks: Iterable[tuple[int, Any]]) -> None:
+    def _finish(
+        self, otel_span: Any, span: Span, chunks: Iterable[tuple[int, Any]], limit: int
+    ) -> None:
         for event in span.events:
             otel_span.add_event(
-                event.name, {"lcel.data": self._json(event.data)}, timestamp=event.ts_ns
+                event.name, {"lcel.data": text(event.data, limit)}, timestamp=event.ts_ns
             )
         for ts_ns, chunk in chunks:
-            otel_span.add_event("lcel.chunk", {"lcel.chunk": self._json(chunk)}, timestamp=ts_ns)
+            otel_span.add_event("lcel.chunk", {"lcel.chunk": text(chunk, limit)}, timestamp=ts_ns)
         if span.status == "error":
             error = span.error
             error_type = error.type if error else "Error"
@@ -257,141 +247,18 @@ class OtelExporter(BaseExporter):
     def span_name(self, span: Span, workflow: str | None = None) -> str:
         """`chat {model}`, `text_completion {model}`, `execute_tool {tool}`, a root chain's
         `invoke_workflow {name}`, else the run name."""
-        if workflow and span.run_type in WORKFLOW_RUN_TYPES:
-            return f"invoke_workflow {workflow}"
-        operation = OPERATION.get(span.run_type)
-        if operation == "execute_tool":
-            return f"execute_tool {span.name}"
-        if operation is not None:
-            model = span.attributes.get("request_model") or span.model
-            return f"{operation} {model}" if model else operation
-        return span.name
+        return _span_name(span, workflow)
 
     def attributes(self, span: Span, workflow: str | None = None) -> Attributes:
-        """The attributes of one span, GenAI conventions first, then lcel's own.
+        """The attributes of one span as this exporter maps it, cut to `max_attr_chars`.
 
         `workflow` is given for a trace's root: the `trace(name=...)`, else its run name."""
-        facts = span.attributes
-        attrs: Attributes = {
-            "lcel.run_name": span.name,
-            "lcel.run_type": span.run_type,
-            "lcel.run_id": span.span_id,
-            "lcel.trace_id": span.trace_id,
-            "lcel.status": span.status,
-        }
-        if span.parent_id:
-            attrs["lcel.parent_run_id"] = span.parent_id
-        if span.tags:
-            attrs["lcel.tags"] = list(span.tags)
-        for key, value in span.metadata.items():
-            attrs[f"lcel.metadata.{key}"] = self._scalar(value)
-        if span.chunk_count:
-            attrs["lcel.chunk_count"] = span.chunk_count
-        operation = OPERATION.get(span.run_type)
-        if span.run_type == "retriever":
-            operation = "retrieval"
-        if workflow and span.run_type in WORKFLOW_RUN_TYPES:
-            operation = "invoke_workflow"
-            attrs["gen_ai.workflow.name"] = workflow
-        if workflow:
-            attrs["lcel.trace_name"] = workflow
-        if operation is not None:
-            attrs["gen_ai.operation.name"] = operation
-        if span.run_type in ("chat_model", "llm"):
-            self._model_attributes(span, facts, attrs)
-        if span.run_type == "tool":
-            attrs["gen_ai.tool.name"] = span.name
-            if facts.get("tool_call_id"):
-                attrs["gen_ai.tool.call.id"] = str(facts["tool_call_id"])
-        if span.status == "error" and span.error is not None:
-            attrs["error.type"] = span.error.type
-        no_messages: _Messages = (None, None)
-        messages = (
-            self._messages(span)
-            if self.capture_content and span.run_type == "chat_model"
-            else no_messages
-        )
-        if self.capture_content:
-            self._content_attributes(span, attrs, messages)
-        if "openinference" in self.conventions:
-            self._openinference_attributes(span, attrs, messages)
-        return attrs
-
-    def _model_attributes(self, span: Span, facts: Mapping[str, Any], attrs: Attributes) -> None:
-        provider = facts.get("provider")
-        if provider:
-            attrs["gen_ai.provider.name"] = str(provider)
-        if facts.get("request_model"):
-            attrs["gen_ai.request.model"] = str(facts["request_model"])
-        if facts.get("response_model"):
-            attrs["gen_ai.response.model"] = str(facts["response_model"])
-        if facts.get("response_id"):
-            attrs["gen_ai.response.id"] = str(facts["response_id"])
-        if facts.get("finish_reason"):
-            attrs["gen_ai.response.finish_reasons"] = [str(facts["finish_reason"])]
-        for key, value in (facts.get("request_params") or {}).items():
-            name = REQUEST_ATTRIBUTES.get(key)
-            if name is not None:
-                attrs[name] = self._scalar(value)
-        if span.usage is not None:
-            if span.usage.input_tokens is not None:
-                attrs["gen_ai.usage.input_tokens"] = span.usage.input_tokens
-            if span.usage.output_tokens is not None:
-                attrs["gen_ai.usage.output_tokens"] = span.usage.output_tokens
-        ttft = span.time_to_first_chunk_ns
-        if ttft is not None:
-            attrs["gen_ai.request.stream"] = True
-            attrs["gen_ai.response.time_to_first_chunk"] = ttft / 1e9
-
-    def _content_attributes(self, span: Span, attrs: Attributes, messages: _Messages) -> None:
-        if span.inputs is not None:
-            attrs["lcel.input"] = self._json(span.inputs)
-        if span.outputs is not None:
-            attrs["lcel.output"] = self._json(span.outputs)
-        inputs, outputs = messages
-        if inputs:
-            attrs["gen_ai.input.messages"] = json.dumps(inputs, ensure_ascii=False)
-        if outputs:
-            attrs["gen_ai.output.messages"] = json.dumps(outputs, ensure_ascii=False)
-
-    def _messages(self, span: Span) -> _Messages:
-        finish_reason = span.attributes.get("finish_reason")
-        return (
-            input_messages(span.inputs, self._limit),
-            output_messages(span.outputs, str(finish_reason or "") or None, self._limit),
-        )
-
-    def _openinference_attributes(self, span: Span, attrs: Attributes, messages: _Messages) -> None:
-        attrs["openinference.span.kind"] = OPENINFERENCE_KIND.get(span.run_type, "CHAIN")
-        # the same content as lcel.input/lcel.output, serialised once
-        for ours, theirs in (("lcel.input", "input"), ("lcel.output", "output")):
-            if ours in attrs:
-                attrs[f"{theirs}.value"] = attrs[ours]
-                attrs[f"{theirs}.mime_type"] = "application/json"
-        inputs, outputs = messages
-        attrs.update(openinference_attributes("llm.input_messages", inputs or []))
-        attrs.update(openinference_attributes("llm.output_messages", outputs or []))
-        if span.model:
-            attrs["llm.model_name"] = span.model
-        if span.usage is not None:
-            for suffix, value in (
-                ("prompt", span.usage.input_tokens),
-                ("completion", span.usage.output_tokens),
-                ("total", span.usage.total_tokens),
-            ):
-                if value is not None:
-                    attrs[f"llm.token_count.{suffix}"] = value
+        return span_attributes(span, self._options, limit=self.max_attr_chars, workflow=workflow)
 
     def _record_metrics(self, span: Span) -> None:
-        if not self._histograms or span.run_type not in ("chat_model", "llm"):
+        attrs = metric_attributes(span) if self._histograms else None
+        if attrs is None:
             return
-        attrs: Attributes = {"gen_ai.operation.name": OPERATION[span.run_type]}
-        if span.attributes.get("provider"):
-            attrs["gen_ai.provider.name"] = str(span.attributes["provider"])
-        if span.attributes.get("request_model"):
-            attrs["gen_ai.request.model"] = str(span.attributes["request_model"])
-        if span.status == "error" and span.error is not None:
-            attrs["error.type"] = span.error.type
         self._histograms["duration"].record(span.duration_ns / 1e9, attrs)
         ttft = span.time_to_first_chunk_ns
         if ttft is not None:
@@ -404,16 +271,11 @@ class OtelExporter(BaseExporter):
                 if value is not None:
                     self._histograms["tokens"].record(value, {**attrs, "gen_ai.token.type": kind})
 
-    def _json(self, value: Any) -> str:
-        text = (
-            value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
-        )
-        return cut(text, self._limit)
 
-    def _scalar(self, value: Any) -> AttributeValue:
-        if isinstance(value, (str, bool, int, float)):
-            return value if not isinstance(value, str) else self._json(value)
-        return self._json(value)
+def _keys(keys: Iterable[str], name: str) -> tuple[str, ...]:
+    if isinstance(keys, str):
+        raise ValueError(f"{name} takes a sequence of metadata keys: {name}=({keys!r},)")
+    return tuple(keys)
 
 
 def _start(span: Span) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
 from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
 
 from .otel import OtelExporter
+from .otel_attributes import SESSION_KEYS, USER_KEYS
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
@@ -39,7 +40,10 @@ class _Collect(SpanProcessor):
 
 
 class OtlpJsonExporter(BaseExporter):
-    """Appends one OTLP/JSON line per trace to `path`; `resource` describes the service."""
+    """Appends one OTLP/JSON line per trace to `path`; `resource` describes the service.
+
+    The spans are `OtelExporter`'s, GenAI conventions only; `session_keys`/`user_keys`
+    are its options of the same names."""
 
     def __init__(
         self,
@@ -49,6 +53,8 @@ class OtlpJsonExporter(BaseExporter):
         max_attr_chars: int = 4096,
         capture_content: bool = True,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        session_keys: Iterable[str] = SESSION_KEYS,
+        user_keys: Iterable[str] = USER_KEYS,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -57,7 +63,11 @@ class OtlpJsonExporter(BaseExporter):
         provider = TracerProvider(resource=resource or Resource.create({}))
         provider.add_span_processor(self._collected)
         self._otel = OtelExporter(
-            provider, max_attr_chars=max_attr_chars, capture_content=capture_content
+            provider,
+            max_attr_chars=max_attr_chars,
+            capture_content=capture_content,
+            session_keys=session_keys,
+            user_keys=user_keys,
         )
         try:
             self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
-from lcel_trace.serialize import to_jsonable
+from lcel_trace.serialize import to_jsonable, truncate
 from lcel_trace.span import Span, TraceEnd, TraceStart
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -125,7 +125,4 @@ class StructlogExporter(BaseExporter):
         return fields
 
     def _text(self, value: Any) -> str:
-        text = json.dumps(to_jsonable(value), ensure_ascii=False)
-        if len(text) <= self.max_field_chars:
-            return text
-        return f"{text[: self.max_field_chars]}…[{len(text) - self.max_field_chars} more chars]"
+        return truncate(json.dumps(to_jsonable(value), ensure_ascii=False), self.max_field_chars)

@@ -66,10 +66,15 @@ def to_jsonable(value: Any, max_str: int | None = None) -> Any:
         return {"__unserializable__": _safe_repr(value), "reason": repr(exc)}
 
 
-def truncate(text: str, max_str: int | None) -> str:
-    if max_str is None or len(text) <= max_str:
+def truncate(text: str, limit: int | None) -> str:
+    """`text` cut to its first `limit` characters plus `…[truncated N chars]`, N the
+    characters left out; unchanged when it fits or `limit` is None.
+
+    The one way lcel-trace shortens text (JSONL values, OpenTelemetry attributes and
+    message parts, log fields), so a cut is never silent and always reads the same."""
+    if limit is None or len(text) <= limit:
         return text
-    return f"{text[:max_str]}…[truncated {len(text) - max_str} chars]"
+    return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
 
 
 def _convert(value: Any, depth: int, *, trusted: bool, max_str: int | None) -> Any:
@@ -160,4 +165,4 @@ def _safe_repr(value: Any) -> str:
         text = repr(value)
     except Exception:
         text = f"<{type(value).__name__} with failing repr>"
-    return text if len(text) <= 1000 else text[:1000] + "…"
+    return truncate(text, 1000)

@@ -197,12 +197,12 @@ def test_content_is_left_out_or_truncated_as_configured(
     quiet.force_flush(5)
     without, truncated, by_trace = memory_spans.get_finished_spans()
     assert "lcel.input" not in without.attributes
-    assert truncated.attributes["lcel.input"] == "y" * 10 + "…"
+    assert truncated.attributes["lcel.input"] == "y" * 10 + "…[truncated 90 chars]"
     assert "lcel.input" not in by_trace.attributes  # capture_content=False still wins
     limited = OtelExporter(provider)
     trace(RunnableLambda(lambda s: s), exporters=[limited], max_attr_chars=20).invoke("w" * 100)
     limited.force_flush(5)
-    assert memory_spans.get_finished_spans()[-1].attributes["lcel.input"] == "w" * 20 + "…"
+    assert memory_spans.get_finished_spans()[-1].attributes["lcel.input"] == "w" * 20 + "…[truncated 80 chars]"
 
 
 def test_openinference_attributes_on_request(
@@ -247,7 +247,7 @@ def test_messages_in_the_genai_format_and_flattened_for_openinference(
         {
             "role": "assistant",
             "parts": [
-                {"type": "text", "content": "checking " + "x" * 11 + "…"},
+                {"type": "text", "content": "checking " + "x" * 11 + "…[truncated 39 chars]"},
                 {"type": "tool_call", "id": "call_1", "name": "lookup", "arguments": call["args"]},
             ],
             "finish_reason": "tool_calls",

@@ -1,0 +1,275 @@
+"""How one recorded `Span` reads in OpenTelemetry: its name, kind and attributes.
+
+Pure functions of a span and the trace it belongs to, with no SDK objects: the GenAI
+semantic conventions always, OpenInference's on request, and lcel-trace's own `lcel.*`.
+`OtelExporter` turns what they return into SDK spans; anything else that speaks
+OpenTelemetry attributes can use them too. Text is JSON cut to the trace's limit with
+`lcel_trace.serialize.truncate`, so every cut ends in the same visible marker.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from lcel_trace.serialize import to_jsonable, truncate
+from lcel_trace.span import Span
+
+from .genai_messages import GenAIMessage, input_messages, openinference_attributes, output_messages
+
+Attributes = dict[str, AttributeValue]
+_Messages = tuple[list[GenAIMessage] | None, list[GenAIMessage] | None]  # input, output
+
+CONVENTIONS = frozenset(("gen_ai", "openinference"))
+# GenAI operation per run type (OpenTelemetry GenAI semantic conventions).
+OPERATION = {"chat_model": "chat", "llm": "text_completion", "tool": "execute_tool"}
+MODEL_RUN_TYPES = frozenset(("chat_model", "llm"))
+OPENINFERENCE_KIND = {
+    "chat_model": "LLM",
+    "llm": "LLM",
+    "tool": "TOOL",
+    "retriever": "RETRIEVER",
+    "prompt": "CHAIN",
+    "parser": "CHAIN",
+    "lambda": "CHAIN",
+    "chain": "CHAIN",
+    "custom": "CHAIN",
+}
+REQUEST_ATTRIBUTES = {
+    "temperature": "gen_ai.request.temperature",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "stop": "gen_ai.request.stop_sequences",
+    "seed": "gen_ai.request.seed",
+    "n": "gen_ai.request.choice.count",
+}
+# A root of these types is the GenAI conventions' workflow: `invoke_workflow {name}`.
+WORKFLOW_RUN_TYPES = frozenset(("chain", "lambda", "custom"))
+# Run metadata keys that name a conversation and a user (first one present wins).
+SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
+USER_KEYS = ("user_id",)
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeOptions:
+    """What an exporter decides once: conventions, content, and which metadata keys
+    name a session and a user. The limit is per trace, so it is passed on each call."""
+
+    conventions: frozenset[str] = frozenset(("gen_ai",))
+    capture_content: bool = True
+    session_keys: tuple[str, ...] = SESSION_KEYS
+    user_keys: tuple[str, ...] = USER_KEYS
+
+    def __post_init__(self) -> None:
+        unknown = set(self.conventions) - CONVENTIONS
+        if unknown:
+            raise ValueError(f"unknown conventions {sorted(unknown)}; use {sorted(CONVENTIONS)}")
+        for name in ("session_keys", "user_keys"):
+            keys = getattr(self, name)
+            if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
+                raise ValueError(f"{name} must be a sequence of metadata keys, got {keys!r}")
+
+
+def span_name(span: Span, workflow: str | None = None) -> str:
+    """`chat {model}`, `text_completion {model}`, `execute_tool {tool}`, a root chain's
+    `invoke_workflow {name}` (`workflow` is given for a trace's root), else the run name."""
+    if workflow and span.run_type in WORKFLOW_RUN_TYPES:
+        return f"invoke_workflow {workflow}"
+    operation = OPERATION.get(span.run_type)
+    if operation == "execute_tool":
+        return f"execute_tool {span.name}"
+    if operation is not None:
+        model = span.attributes.get("request_model") or span.model
+        return f"{operation} {model}" if model else operation
+    return span.name
+
+
+def span_kind(span: Span) -> SpanKind:
+    """CLIENT for a model call (the GenAI conventions' choice), INTERNAL otherwise."""
+    return SpanKind.CLIENT if span.run_type in MODEL_RUN_TYPES else SpanKind.INTERNAL
+
+
+def text(value: Any, limit: int) -> str:
+    """`value` as attribute text: a string as it is, anything else as JSON; cut to `limit`."""
+    raw = value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
+    return truncate(raw, limit)
+
+
+def metadata_id(sources: Iterable[Mapping[str, Any]], keys: Iterable[str]) -> str | None:
+    """The first usable value of `keys` in the first source that has one, as a string.
+
+    Strings (non-empty), integers and UUIDs name a session or user; anything else does not."""
+    keys = tuple(keys)
+    for metadata in sources:
+        for key in keys:
+            value = metadata.get(key)
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, (int, uuid.UUID)) or (isinstance(value, str) and value):
+                return str(value)
+    return None
+
+
+def span_attributes(
+    span: Span,
+    options: AttributeOptions,
+    *,
+    limit: int,
+    workflow: str | None = None,
+    root_metadata: Mapping[str, Any] | None = None,
+) -> Attributes:
+    """The attributes of one span, GenAI conventions first, then lcel's own.
+
+    `limit` is this trace's longest attribute text; `workflow` is given for a trace's
+    root (the `trace(name=...)`, else its run name); `root_metadata` is the trace root's
+    run metadata, read first for the session and user ids, the span's own after it."""
+    facts = span.attributes
+    attrs: Attributes = {
+        "lcel.run_name": span.name,
+        "lcel.run_type": span.run_type,
+        "lcel.run_id": span.span_id,
+        "lcel.trace_id": span.trace_id,
+        "lcel.status": span.status,
+    }
+    if span.parent_id:
+        attrs["lcel.parent_run_id"] = span.parent_id
+    if span.tags:
+        attrs["lcel.tags"] = list(span.tags)
+    for key, value in span.metadata.items():
+        attrs[f"lcel.metadata.{key}"] = _scalar(value, limit)
+    if span.chunk_count:
+        attrs["lcel.chunk_count"] = span.chunk_count
+    operation = OPERATION.get(span.run_type)
+    if span.run_type == "retriever":
+        operation = "retrieval"
+    if workflow and span.run_type in WORKFLOW_RUN_TYPES:
+        operation = "invoke_workflow"
+        attrs["gen_ai.workflow.name"] = workflow
+    if workflow:
+        attrs["lcel.trace_name"] = workflow
+    if operation is not None:
+        attrs["gen_ai.operation.name"] = operation
+    sources = (root_metadata or {}, span.metadata)
+    session = metadata_id(sources, options.session_keys)
+    if session is not None:
+        attrs["gen_ai.conversation.id"] = truncate(session, limit)
+    if span.run_type in MODEL_RUN_TYPES:
+        _model_attributes(span, facts, attrs, limit)
+    if span.run_type == "tool":
+        attrs["gen_ai.tool.name"] = span.name
+        if facts.get("tool_call_id"):
+            attrs["gen_ai.tool.call.id"] = str(facts["tool_call_id"])
+    if span.status == "error" and span.error is not None:
+        attrs["error.type"] = span.error.type
+    messages: _Messages = (None, None)
+    if options.capture_content:
+        if span.run_type == "chat_model":
+            messages = _messages(span, limit)
+        _content_attributes(span, attrs, messages, limit)
+    if "openinference" in options.conventions:
+        _openinference_attributes(span, attrs, messages)
+        if session is not None:
+            attrs["session.id"] = truncate(session, limit)
+        user = metadata_id(sources, options.user_keys)
+        if user is not None:
+            attrs["user.id"] = truncate(user, limit)
+    return attrs
+
+
+def metric_attributes(span: Span) -> Attributes | None:
+    """The attributes of a model call's GenAI client metrics; None for other spans."""
+    if span.run_type not in MODEL_RUN_TYPES:
+        return None
+    attrs: Attributes = {"gen_ai.operation.name": OPERATION[span.run_type]}
+    if span.attributes.get("provider"):
+        attrs["gen_ai.provider.name"] = str(span.attributes["provider"])
+    if span.attributes.get("request_model"):
+        attrs["gen_ai.request.model"] = str(span.attributes["request_model"])
+    if span.status == "error" and span.error is not None:
+        attrs["error.type"] = span.error.type
+    return attrs
+
+
+def _model_attributes(span: Span, facts: Mapping[str, Any], attrs: Attributes, limit: int) -> None:
+    provider = facts.get("provider")
+    if provider:
+        attrs["gen_ai.provider.name"] = str(provider)
+    if facts.get("request_model"):
+        attrs["gen_ai.request.model"] = str(facts["request_model"])
+    if facts.get("response_model"):
+        attrs["gen_ai.response.model"] = str(facts["response_model"])
+    if facts.get("response_id"):
+        attrs["gen_ai.response.id"] = str(facts["response_id"])
+    if facts.get("finish_reason"):
+        attrs["gen_ai.response.finish_reasons"] = [str(facts["finish_reason"])]
+    for key, value in (facts.get("request_params") or {}).items():
+        name = REQUEST_ATTRIBUTES.get(key)
+        if name is not None:
+            attrs[name] = _scalar(value, limit)
+    if span.usage is not None:
+        if span.usage.input_tokens is not None:
+            attrs["gen_ai.usage.input_tokens"] = span.usage.input_tokens
+        if span.usage.output_tokens is not None:
+            attrs["gen_ai.usage.output_tokens"] = span.usage.output_tokens
+    ttft = span.time_to_first_chunk_ns
+    if ttft is not None:
+        attrs["gen_ai.request.stream"] = True
+        attrs["gen_ai.response.time_to_first_chunk"] = ttft / 1e9
+
+
+def _messages(span: Span, limit: int) -> _Messages:
+    finish_reason = span.attributes.get("finish_reason")
+    return (
+        input_messages(span.inputs, limit),
+        output_messages(span.outputs, str(finish_reason or "") or None, limit),
+    )
+
+
+def _content_attributes(span: Span, attrs: Attributes, messages: _Messages, limit: int) -> None:
+    if span.inputs is not None:
+        attrs["lcel.input"] = text(span.inputs, limit)
+    if span.outputs is not None:
+        attrs["lcel.output"] = text(span.outputs, limit)
+    inputs, outputs = messages
+    if inputs:
+        attrs["gen_ai.input.messages"] = json.dumps(inputs, ensure_ascii=False)
+    if outputs:
+        attrs["gen_ai.output.messages"] = json.dumps(outputs, ensure_ascii=False)
+
+
+def _openinference_attributes(span: Span, attrs: Attributes, messages: _Messages) -> None:
+    attrs["openinference.span.kind"] = OPENINFERENCE_KIND.get(span.run_type, "CHAIN")
+    # the same content as lcel.input/lcel.output, serialised once
+    for ours, theirs in (("lcel.input", "input"), ("lcel.output", "output")):
+        if ours in attrs:
+            attrs[f"{theirs}.value"] = attrs[ours]
+            attrs[f"{theirs}.mime_type"] = "application/json"
+    inputs, outputs = messages
+    attrs.update(openinference_attributes("llm.input_messages", inputs or []))
+    attrs.update(openinference_attributes("llm.output_messages", outputs or []))
+    if span.model:
+        attrs["llm.model_name"] = span.model
+    if span.usage is not None:
+        for suffix, value in (
+            ("prompt", span.usage.input_tokens),
+            ("completion", span.usage.output_tokens),
+            ("total", span.usage.total_tokens),
+        ):
+            if value is not None:
+                attrs[f"llm.token_count.{suffix}"] = value
+
+
+def _scalar(value: Any, limit: int) -> AttributeValue:
+    if isinstance(value, (bool, int, float)):
+        return value
+    return text(value, limit)
