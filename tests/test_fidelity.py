@@ -98,9 +98,12 @@ class AsyncRunCollector(AsyncBaseTracer):
         self.traced_runs.append(run)
 
 
-def run_both(runnable: Runnable[Any, Any], value: Any, mode: str) -> tuple[Any, Trace, list[Run]]:
+def run_both(
+    runnable: Runnable[Any, Any], value: Any, mode: str, **kwargs: Any
+) -> tuple[Any, Trace, list[Run]]:
     """Call the traced runnable once, with LangChain's own run collector in the same
-    call's callbacks (its async flavour for async calls)."""
+    call's callbacks (its async flavour for async calls); `kwargs` go to the call
+    (a LangGraph `stream_mode`, say)."""
     traced = trace(runnable)
     collector: Any = AsyncRunCollector() if mode.startswith("a") else RunCollectorCallbackHandler()
     config: Any = {"callbacks": [collector]}
@@ -108,17 +111,17 @@ def run_both(runnable: Runnable[Any, Any], value: Any, mode: str) -> tuple[Any, 
     with capture() as cap:
         try:
             if mode == "invoke":
-                outcome = traced.invoke(value, config)
+                outcome = traced.invoke(value, config, **kwargs)
             elif mode == "batch":
-                outcome = traced.batch([value], config)[0]
+                outcome = traced.batch([value], config, **kwargs)[0]
             elif mode == "stream":
-                outcome = list(traced.stream(value, config))
+                outcome = list(traced.stream(value, config, **kwargs))
             elif mode == "ainvoke":
-                outcome = asyncio.run(traced.ainvoke(value, config))
+                outcome = asyncio.run(traced.ainvoke(value, config, **kwargs))
             else:
 
                 async def consume() -> list[Any]:
-                    return [c async for c in traced.astream(value, config)]
+                    return [c async for c in traced.astream(value, config, **kwargs)]
 
                 outcome = asyncio.run(consume())
         except Exception as exc:
@@ -127,17 +130,19 @@ def run_both(runnable: Runnable[Any, Any], value: Any, mode: str) -> tuple[Any, 
     return outcome, recorded, collector.traced_runs
 
 
-def plain_outcome(runnable: Runnable[Any, Any], value: Any, mode: str) -> Any:
+def plain_outcome(runnable: Runnable[Any, Any], value: Any, mode: str, **kwargs: Any) -> Any:
     try:
-        if mode in ("invoke", "batch"):
-            return runnable.invoke(value) if mode == "invoke" else runnable.batch([value])[0]
+        if mode == "invoke":
+            return runnable.invoke(value, **kwargs)
+        if mode == "batch":
+            return runnable.batch([value], **kwargs)[0]
         if mode == "stream":
-            return list(runnable.stream(value))
+            return list(runnable.stream(value, **kwargs))
         if mode == "ainvoke":
-            return asyncio.run(runnable.ainvoke(value))
+            return asyncio.run(runnable.ainvoke(value, **kwargs))
 
         async def consume() -> list[Any]:
-            return [c async for c in runnable.astream(value)]
+            return [c async for c in runnable.astream(value, **kwargs)]
 
         return asyncio.run(consume())
     except Exception as exc:
@@ -255,7 +260,7 @@ MATRIX: dict[str, tuple[Any, Any]] = {
             RunnableLambda(lambda x: x)
             | RunnableLambda(lambda x: x, afunc=aecho)
             | RunnableLambda(gen_upper, afunc=agen_upper)
-        ),  # type: ignore[arg-type]
+        ),
         "abc",
     ),
     "passthrough and assign": (
@@ -330,7 +335,7 @@ def test_json_parser_streams_partial_json_and_the_parser_span_shows_it() -> None
 
 def test_message_chunks_add_up_to_the_invoked_message() -> None:
     chunks = list(trace(chat()).stream("hi"))
-    total = chunks[0]
+    total: Any = chunks[0]
     for chunk in chunks[1:]:
         total = total + chunk
     assert total.content == trace(chat()).invoke("hi").content
