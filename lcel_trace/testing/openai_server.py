@@ -5,7 +5,9 @@ legacy completions, with and without `stream=true` (server-sent events in the AP
 format, the final usage chunk when `stream_options.include_usage` is set, tool calls
 streamed in pieces), and `/v1/models`. Replies are scripted, tokens can be paced, and
 faults can be injected: HTTP 429 or 500, a connection dropped mid-stream, a malformed
-chunk. Built on starlette and uvicorn (`pip install 'lcel-trace[openai-server]'`).
+chunk. Each answered request's body and headers are kept (`requests`, `request_headers`:
+a `traceparent` sent by an instrumented client shows there). Built on starlette and
+uvicorn (`pip install 'lcel-trace[openai-server]'`).
 
     with OpenAIServer(["Hello there!"]) as server:
         model = ChatOpenAI(base_url=server.base_url, api_key="test", model="fake-gpt")
@@ -75,6 +77,8 @@ class OpenAIServer:
     model: str = "fake-gpt"
     token_delay_s: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # each answered request's HTTP headers (lower-case names), in step with `requests`
+    request_headers: list[dict[str, str]] = field(default_factory=list)
     _faults: list[Fault] = field(default_factory=list)
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -170,9 +174,10 @@ class OpenAIServer:
             return body, fault, _error_response(fault.kind)
         return body, fault, None
 
-    def _next(self, body: dict[str, Any]) -> tuple[Reply, str, int]:
+    def _next(self, request: Request, body: dict[str, Any]) -> tuple[Reply, str, int]:
         with self._lock:
             self.requests.append(body)
+            self.request_headers.append(dict(request.headers))
             reply = next(self._script)
             number = next(self._ids)
         return reply, f"chatcmpl-lcel{number:06d}", int(time.time())
@@ -181,7 +186,7 @@ class OpenAIServer:
         body, fault, early = await self._receive(request)
         if early is not None:
             return early
-        reply, response_id, created = self._next(body)
+        reply, response_id, created = self._next(request, body)
         model = str(body.get("model") or self.model)
         prompt_tokens = sum(
             len(_TOKEN.findall(str(m.get("content") or ""))) for m in body.get("messages", [])
@@ -273,7 +278,7 @@ class OpenAIServer:
         body, fault, early = await self._receive(request)
         if early is not None:
             return early
-        reply, response_id, created = self._next(body)
+        reply, response_id, created = self._next(request, body)
         model = str(body.get("model") or self.model)
         prompts = body.get("prompt")
         prompt_text = " ".join(prompts) if isinstance(prompts, list) else str(prompts or "")
