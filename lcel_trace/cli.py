@@ -304,14 +304,33 @@ def _print_tree(console: Console, trace: Trace, *, content: bool = False) -> Non
 
 
 def _add_node(parent: Tree, node: SpanNode, content: bool, width: int) -> None:
-    label: RenderableType = _span_label(node.span)
-    if content:
-        from rich.console import Group
+    """Add `node` and everything under it to `parent`, iteratively (a chain thousands of
+    runs deep cannot reach Python's recursion limit). Indentation stops at
+    `_indent_levels(width)`: deeper spans are drawn at that level, each label starting
+    with `[depth N]`, so no span is lost to a terminal too narrow for its indentation."""
+    from rich.text import Text
 
-        label = Group(label, *_content_lines(node.span, width))
-    branch = parent.add(label)
-    for child in node.children:
-        _add_node(branch, child, content, width)
+    levels = _indent_levels(width)
+    stack: list[tuple[Tree, SpanNode, int]] = [(parent, node, 0)]
+    while stack:
+        into, current, depth = stack.pop()
+        text = _span_label(current.span)
+        if depth > levels:
+            text = Text.assemble((f"[depth {depth}] ", "dim"), text)
+        label: RenderableType = text
+        if content:
+            from rich.console import Group
+
+            label = Group(label, *_content_lines(current.span, width))
+        branch = into.add(label)
+        below = branch if depth < levels else into
+        stack.extend((below, child, depth + 1) for child in reversed(current.children))
+
+
+def _indent_levels(width: int) -> int:
+    """How many tree levels `show` indents on a console this wide (4 columns each),
+    leaving at least 40 columns for the labels."""
+    return max(8, (width - 40) // 4)
 
 
 def _span_label(span: Span) -> Text:
@@ -395,12 +414,22 @@ def _tool_call(call: Any) -> str:
     return f"{call.get('name')}({args})"
 
 
+MAX_JSON_DEPTH = 100
+"""`show --json` nests spans this many levels below the root at most; see `_trace_json`."""
+
+
 def _trace_json(trace: Trace) -> dict[str, Any]:
+    """A trace as JSON: spans nested under `root` through their `children`, built without
+    recursion. A span `MAX_JSON_DEPTH` or more levels below the root (the root is level 0)
+    goes in the trace's `deep_spans` list instead, depth first, with its `depth`; its
+    parent's `children`, and the `children` of every span in `deep_spans`, list span ids."""
+
     def node(n: SpanNode) -> dict[str, Any]:
         s = n.span
         return {
             "name": s.name,
             "span_id": s.span_id,
+            "parent_id": s.parent_id,
             "run_type": s.run_type,
             "status": s.status,
             "duration_ms": s.duration_ns / 1e6,
@@ -413,8 +442,28 @@ def _trace_json(trace: Trace) -> dict[str, Any]:
             "error": None
             if s.error is None
             else {"type": s.error.type, "message": s.error.message},
-            "children": [node(c) for c in n.children],
+            "children": [],
         }
+
+    root: dict[str, Any] | None = None
+    deep: list[dict[str, Any]] = []
+    if trace.spans:
+        tree = trace.tree()
+        root = node(tree)
+        stack: list[tuple[SpanNode, dict[str, Any], int]] = [(tree, root, 0)]
+        while stack:
+            current, shown, depth = stack.pop()
+            if depth >= MAX_JSON_DEPTH:
+                shown["depth"] = depth
+                deep.append(shown)
+            entries = [node(child) for child in current.children]
+            shown["children"].extend(
+                entry if depth + 1 < MAX_JSON_DEPTH else entry["span_id"] for entry in entries
+            )
+            stack.extend(
+                (child, entry, depth + 1)
+                for child, entry in reversed(list(zip(current.children, entries, strict=True)))
+            )
 
     model_spans = [s for s in trace.spans if s.run_type in MODEL_RUN_TYPES]
     return {
@@ -424,7 +473,8 @@ def _trace_json(trace: Trace) -> dict[str, Any]:
         "duration_ms": (trace.end_ns - trace.start_ns) / 1e6,
         "input_tokens": _tokens(model_spans, "input").total,
         "output_tokens": _tokens(model_spans, "output").total,
-        "root": node(trace.tree()) if trace.spans else None,
+        "root": root,
+        "deep_spans": deep,
     }
 
 
