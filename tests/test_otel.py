@@ -202,7 +202,8 @@ def test_content_is_left_out_or_truncated_as_configured(
     limited = OtelExporter(provider)
     trace(RunnableLambda(lambda s: s), exporters=[limited], max_attr_chars=20).invoke("w" * 100)
     limited.force_flush(5)
-    assert memory_spans.get_finished_spans()[-1].attributes["lcel.input"] == "w" * 20 + "…[truncated 80 chars]"
+    last = memory_spans.get_finished_spans()[-1]
+    assert last.attributes["lcel.input"] == "w" * 20 + "…[truncated 80 chars]"
 
 
 def test_openinference_attributes_on_request(
@@ -362,3 +363,82 @@ def test_otlp_json_lines_decode_with_the_proto_json_mapping(tmp_path: Path) -> N
             chat,
             "StrOutputParser",
         }
+
+
+def test_session_and_user_from_run_metadata_on_every_span(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    both = OtelExporter(provider, conventions=("gen_ai", "openinference"))
+    traced = trace(chain(), exporters=[both])
+    for turn in ("hi", "and then?"):
+        traced.invoke({"q": turn}, config={"metadata": {"session_id": "s-1", "user_id": "u-7"}})
+    both.force_flush(5)
+    spans = memory_spans.get_finished_spans()
+    assert len(spans) == 8  # two turns of one conversation, four spans each
+    assert len({s.context.trace_id for s in spans}) == 2
+    for span in spans:
+        assert span.attributes["gen_ai.conversation.id"] == "s-1"
+        assert span.attributes["session.id"] == "s-1"
+        assert span.attributes["user.id"] == "u-7"
+    memory_spans.clear()
+    genai_only = OtelExporter(provider)
+    trace(chain(), exporters=[genai_only]).invoke(
+        {"q": "hi"}, config={"metadata": {"thread_id": 42, "user_id": "u-7"}}
+    )
+    genai_only.force_flush(5)
+    for span in memory_spans.get_finished_spans():
+        assert span.attributes["gen_ai.conversation.id"] == "42"  # thread_id counts too
+        assert "session.id" not in span.attributes  # OpenInference's only when asked for
+        assert "user.id" not in span.attributes
+
+
+def test_the_roots_session_wins_and_a_span_without_one_falls_back_to_its_own(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    exporter = OtelExporter(provider, conventions=("gen_ai", "openinference"))
+    inner = RunnableLambda(lambda s: s).with_config(
+        run_name="inner", metadata={"conversation_id": "c-inner", "user_id": "u-inner"}
+    )
+    steps = RunnableLambda(lambda s: s).with_config(run_name="outer") | inner
+    trace(steps, exporters=[exporter]).invoke("x", config={"metadata": {"session_id": "s-root"}})
+    exporter.force_flush(5)
+    spans = by_name(memory_spans.get_finished_spans())
+    assert {s.attributes["gen_ai.conversation.id"] for s in spans.values()} == {"s-root"}
+    assert spans["inner"].attributes["user.id"] == "u-inner"  # the root names no user
+    assert "user.id" not in spans["outer"].attributes
+    memory_spans.clear()
+    trace(steps, exporters=[exporter]).invoke("x")
+    exporter.force_flush(5)
+    spans = by_name(memory_spans.get_finished_spans())
+    assert spans["inner"].attributes["gen_ai.conversation.id"] == "c-inner"
+    assert spans["inner"].attributes["session.id"] == "c-inner"
+    assert "gen_ai.conversation.id" not in spans["outer"].attributes
+
+
+def test_session_and_user_keys_are_configurable(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, memory_spans = memory
+    exporter = OtelExporter(
+        provider,
+        conventions=("gen_ai", "openinference"),
+        session_keys=("chat", "session_id"),
+        user_keys=("account",),
+    )
+    metadata = {"session_id": "default", "chat": "c-9", "account": "acme", "user_id": "u"}
+    trace(chain(), exporters=[exporter]).invoke({"q": "hi"}, config={"metadata": metadata})
+    exporter.force_flush(5)
+    for span in memory_spans.get_finished_spans():
+        assert span.attributes["gen_ai.conversation.id"] == "c-9"  # first key listed wins
+        assert span.attributes["user.id"] == "acme"
+    memory_spans.clear()
+    no_sessions = OtelExporter(provider, session_keys=(), user_keys=())
+    trace(chain(), exporters=[no_sessions]).invoke({"q": "hi"}, config={"metadata": metadata})
+    no_sessions.force_flush(5)
+    spans = memory_spans.get_finished_spans()
+    assert spans
+    assert all("gen_ai.conversation.id" not in s.attributes for s in spans)
+    with pytest.raises(ValueError, match="sequence of metadata keys"):
+        OtelExporter(provider, session_keys="session_id")

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableLambda
 from langchain_openai import ChatOpenAI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -70,6 +71,25 @@ class Phoenix:
             cursor = page.get("next_cursor") or ""
             if not cursor:
                 return spans
+
+    def sessions(self, project: str) -> list[dict[str, Any]]:
+        """Every session of `project` (spans grouped by their `session.id`), with traces."""
+        sessions: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            query = f"?limit=100{'&cursor=' + cursor if cursor else ''}"
+            url = f"{self.base_url}/v1/projects/{project}/sessions{query}"
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    page = json.load(response)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    return []
+                raise
+            sessions.extend(page["data"])
+            cursor = page.get("next_cursor") or ""
+            if not cursor:
+                return sessions
 
 
 def free_port() -> int:
@@ -248,3 +268,54 @@ def test_failure_arrives_as_error_status_with_the_exception(phoenix: Phoenix) ->
     assert "the parrot flew off" in failed["status_message"]
     exception = next(e for e in failed["events"] if e["name"] == "exception")
     assert exception["attributes"]["exception.type"] == "ValueError"
+
+
+def test_two_turns_of_one_conversation_are_one_phoenix_session(phoenix: Phoenix) -> None:
+    """`session_id`/`user_id` in the run metadata become `session.id`/`user.id` on every
+    span, which is what Phoenix groups its sessions by."""
+    replies = ["Hello Polly!", "Your name is Polly.", "Squawk."]
+    with OpenAIServer(replies=replies) as server:
+        model = ChatOpenAI(
+            base_url=server.base_url,
+            api_key="sk-test",  # type: ignore[arg-type]
+            model="fake-gpt",
+            stream_usage=True,
+        )
+        prompt = ChatPromptTemplate.from_messages(
+            [MessagesPlaceholder("history"), ("human", "{q}")]
+        )
+        chain = prompt | model | StrOutputParser()
+        first = [HumanMessage("Hi, I am Polly"), AIMessage("Hello Polly!")]
+
+        def run(exporter: OtelExporter) -> None:
+            traced = trace(chain, exporters=[exporter], name="chat-turn")
+            talk = {"metadata": {"session_id": "conv-1", "user_id": "polly"}}
+            other = {"metadata": {"session_id": "conv-2", "user_id": "rio"}}
+            assert traced.invoke({"history": [], "q": "Hi, I am Polly"}, config=talk) == replies[0]
+            second = traced.invoke({"history": first, "q": "What is my name?"}, config=talk)
+            assert second == replies[1]
+            assert traced.invoke({"history": [], "q": "Hello"}, config=other) == replies[2]
+
+        one, two, elsewhere = export_through(phoenix, "lcel-sessions", run)
+
+    count = sum(len(t.spans) for t in (one, two, elsewhere))
+    spans = collected(phoenix, "lcel-sessions", count)
+    conversation = {one.trace_id, two.trace_id}
+    for span in spans:
+        attributes = span["attributes"]
+        in_first = span["context"]["trace_id"] in conversation
+        assert attributes["session.id"] == ("conv-1" if in_first else "conv-2")
+        assert attributes["gen_ai.conversation.id"] == attributes["session.id"]
+        assert attributes["user.id"] == ("polly" if in_first else "rio")
+
+    deadline = time.monotonic() + 30
+    sessions = phoenix.sessions("lcel-sessions")
+    while len(sessions) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        sessions = phoenix.sessions("lcel-sessions")
+    grouped = {s["session_id"]: {t["trace_id"] for t in s["traces"]} for s in sessions}
+    assert grouped == {"conv-1": conversation, "conv-2": {elsewhere.trace_id}}
+    session = next(s for s in sessions if s["session_id"] == "conv-1")
+    usage = [t.span("ChatOpenAI").usage for t in (one, two)]
+    assert all(u is not None and u.input_tokens for u in usage)
+    assert session["token_count_prompt"] == sum(u.input_tokens or 0 for u in usage if u)
