@@ -16,6 +16,7 @@ from typing import Any
 from lcel_trace.normalise import (
     error_message,
     fold_chunks,
+    has_content,
     is_cancellation,
     request_facts,
     response_facts,
@@ -56,6 +57,7 @@ class _SpanBuilder:
     has_inputs: bool = False
     chunk_count: int = 0
     first_chunk_ns: int | None = None
+    first_token_ns: int | None = None
     chunks: list[Any] | None = None
     events: list[SpanEvent] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -123,8 +125,11 @@ class SpanAssembler:
         builder = self._open.get(run_id)
         if builder is None:
             return
-        if builder.first_chunk_ns is None:
-            builder.first_chunk_ns = ts_ns
+        if builder.first_token_ns is None:
+            if builder.first_chunk_ns is None:
+                builder.first_chunk_ns = ts_ns
+            if has_content(chunk):
+                builder.first_token_ns = ts_ns
         builder.chunk_count += 1
         if builder.chunks is not None and len(builder.chunks) < MAX_AGGREGATED_CHUNKS:
             builder.chunks.append(chunk)
@@ -238,6 +243,7 @@ class SpanAssembler:
             metadata=identity.metadata,
             chunk_count=builder.chunk_count,
             first_chunk_ns=builder.first_chunk_ns,
+            first_token_ns=builder.first_token_ns,
             usage=usage,
             model=model,
             events=tuple(builder.events),

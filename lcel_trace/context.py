@@ -8,15 +8,12 @@ sampling verdict, and the OpenTelemetry span the trace hangs under.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from lcel_trace.redact import Redactor
+from lcel_trace.export import ExportProcessor, SpanExporter, processor_for
+from lcel_trace.redact import Redact, Redactor
 from lcel_trace.span import RunType
-
-if TYPE_CHECKING:
-    from lcel_trace.export import ExportProcessor
 
 __all__ = ["OtelParent", "TraceOptions", "is_sampled", "new_trace_id", "otel_parent"]
 
@@ -35,6 +32,44 @@ class TraceOptions:
     name: str | None
     record_root_chunks: bool
     record_all_chunks: bool
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        exporters: Sequence[SpanExporter] = (),
+        name: str | None = None,
+        redact: Redact | None = None,
+        capture_content: bool = True,
+        max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
+        sample: float = 1.0,
+        name_run_types: Mapping[str, RunType] | None = None,
+    ) -> TraceOptions:
+        """Check the options `trace()`, `trace_events()` and `instrument()` share, and
+        attach each exporter's processor (capabilities read once, here)."""
+        for exporter in exporters:
+            missing = [m for m in ("export", "force_flush", "shutdown") if not hasattr(exporter, m)]
+            if missing:
+                raise TypeError(
+                    f"{type(exporter).__name__} is not a SpanExporter: "
+                    f"it lacks {', '.join(missing)}"
+                )
+        if not 0.0 <= sample <= 1.0:
+            raise ValueError(f"sample must be between 0.0 and 1.0, got {sample}")
+        if max_attr_chars < 1:
+            raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
+        processors = tuple(processor_for(exporter) for exporter in exporters)
+        chunk_level = max((p.capabilities.chunk_level for p in processors), default=0)
+        return cls(
+            processors=processors,
+            redactor=Redactor(redact, capture_content=capture_content),
+            max_attr_chars=max_attr_chars,
+            sample=sample,
+            name_run_types=name_run_types or {},
+            name=name,
+            record_root_chunks=chunk_level >= 1,
+            record_all_chunks=chunk_level >= 2,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,10 +48,10 @@ from lcel_trace.context import (
     new_trace_id,
     otel_parent,
 )
-from lcel_trace.export import SpanExporter, processor_for
+from lcel_trace.export import SpanExporter
 from lcel_trace.normalise import normalise, split_event_name
 from lcel_trace.recorder import EventSink
-from lcel_trace.redact import Redact, Redactor
+from lcel_trace.redact import Redact
 from lcel_trace.session import TraceSession
 from lcel_trace.span import TraceEvent
 from lcel_trace.wrapper import active_recorder, run_types_by_name
@@ -106,27 +106,14 @@ def _options(
     runnable: Runnable[Any, Any] | None,
 ) -> TraceOptions:
     """The options `trace()` would resolve for the same arguments."""
-    for exporter in exporters:
-        missing = [m for m in ("export", "force_flush", "shutdown") if not hasattr(exporter, m)]
-        if missing:
-            raise TypeError(
-                f"{type(exporter).__name__} is not a SpanExporter: it lacks {', '.join(missing)}"
-            )
-    if not 0.0 <= sample <= 1.0:
-        raise ValueError(f"sample must be between 0.0 and 1.0, got {sample}")
-    if max_attr_chars < 1:
-        raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
-    processors = tuple(processor_for(exporter) for exporter in exporters)
-    chunk_level = max((p.capabilities.chunk_level for p in processors), default=0)
-    return TraceOptions(
-        processors=processors,
-        redactor=Redactor(redact, capture_content=capture_content),
+    return TraceOptions.build(
+        exporters=exporters,
+        name=name,
+        redact=redact,
+        capture_content=capture_content,
         max_attr_chars=max_attr_chars,
         sample=sample,
-        name_run_types=run_types_by_name(runnable) if runnable is not None else {},
-        name=name,
-        record_root_chunks=chunk_level >= 1,
-        record_all_chunks=chunk_level >= 2,
+        name_run_types=run_types_by_name(runnable) if runnable is not None else None,
     )
 
 

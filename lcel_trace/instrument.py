@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from langchain_core.callbacks import BaseCallbackManager
-from langchain_core.runnables.base import Runnable, RunnableLambda
+from langchain_core.runnables.base import Runnable
 from langchain_core.runnables.config import var_child_runnable_config
 
 from lcel_trace._log import log, report_internal_error
@@ -37,7 +37,6 @@ from lcel_trace.wrapper import (
     TracedRunnable,
     run_types_by_name,
     taps_cannot_switch_models,
-    trace,
     tracing_disabled,
 )
 
@@ -118,9 +117,7 @@ def instrument(
     options without patching twice. Does nothing when `LCEL_TRACE_DISABLED=1`.
     """
     global _state
-    # trace() validates the options and builds the processors, once
-    template = trace(
-        RunnableLambda(_identity),
+    options = TraceOptions.build(
         exporters=exporters,
         name=name,
         redact=redact,
@@ -133,9 +130,9 @@ def instrument(
         return
     with _lock:
         if _state is not None:
-            _state = _State(options=template.options, patches=_state.patches)
+            _state = _State(options=options, patches=_state.patches)
             return
-        state = _State(options=template.options)
+        state = _State(options=options)
         _state = state
         for cls in _runnable_classes():
             _patch_class(cls, state)
@@ -362,10 +359,6 @@ def _hook_subclasses(state: _State) -> None:
     hook: Any = classmethod(__init_subclass__)
     Runnable.__init_subclass__ = hook  # type: ignore[method-assign]
     state.patches.append(_Patch(Runnable, "__init_subclass__", previous, hook))
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 # -- OpenTelemetry's instrumentor interface -------------------------------------------------

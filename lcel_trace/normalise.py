@@ -21,6 +21,7 @@ __all__ = [
     "REQUEST_PARAMS",
     "error_message",
     "fold_chunks",
+    "has_content",
     "is_cancellation",
     "normalise",
     "request_facts",
@@ -130,6 +131,24 @@ def error_message(error: BaseException) -> str:
         return str(error)
     except Exception:
         return f"<{type(error).__name__}: message unavailable (its __str__ raised)>"
+
+
+def has_content(chunk: Any) -> bool:
+    """Whether a stream chunk carries something a reader sees: text, a tool-call delta,
+    or any non-empty value (an empty role chunk or empty string does not)."""
+    if isinstance(chunk, str):
+        return bool(chunk)
+    if isinstance(chunk, BaseMessage):
+        return bool(chunk.content) or bool(getattr(chunk, "tool_call_chunks", None))
+    text = getattr(chunk, "text", None)
+    if isinstance(text, str) and hasattr(chunk, "generation_info"):
+        return bool(text)
+    if chunk is None:
+        return False
+    try:
+        return bool(chunk)
+    except Exception:
+        return True
 
 
 def fold_chunks(chunks: Sequence[Any]) -> Any:

@@ -101,6 +101,7 @@ def _span_line(span: Span, max_str: int | None) -> dict[str, Any]:
         "metadata": to_jsonable(span.metadata, max_str),
         "chunk_count": span.chunk_count,
         "first_chunk_ns": span.first_chunk_ns,
+        "first_token_ns": span.first_token_ns,
         "usage": None
         if usage is None
         else {
@@ -191,6 +192,7 @@ def _read_span(obj: dict[str, Any]) -> Span:
         metadata=_mapping(_revive(obj, "metadata", {}), "metadata"),
         chunk_count=_int(obj, "chunk_count"),
         first_chunk_ns=_opt_int(obj, "first_chunk_ns"),
+        first_token_ns=_opt_int(obj, "first_token_ns"),
         usage=usage,
         model=_opt_str(obj, "model"),
         events=tuple(_read_span_event(e) for e in events),

@@ -77,6 +77,9 @@ class Span:
     events: tuple[SpanEvent, ...] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
     """Provider facts that have no field of their own (finish reason, request parameters...)."""
+    first_token_ns: int | None = None
+    """When the first chunk with content (text or a tool-call delta) arrived. Chat models
+    often stream an empty role chunk first: `first_chunk_ns` is that one."""
 
     @property
     def duration_ns(self) -> int:
@@ -85,6 +88,11 @@ class Span:
     @property
     def time_to_first_chunk_ns(self) -> int | None:
         return None if self.first_chunk_ns is None else self.first_chunk_ns - self.start_ns
+
+    @property
+    def time_to_first_token_ns(self) -> int | None:
+        """What a reader of the stream waited for: time to the first non-empty chunk."""
+        return None if self.first_token_ns is None else self.first_token_ns - self.start_ns
 
 
 @dataclass(frozen=True, slots=True)

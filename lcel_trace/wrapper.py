@@ -41,7 +41,7 @@ from lcel_trace.context import (
     new_trace_id,
     otel_parent,
 )
-from lcel_trace.export import SpanExporter, processor_for
+from lcel_trace.export import SpanExporter
 from lcel_trace.recorder import (
     AsyncRecorder,
     AsyncTappingRecorder,
@@ -49,7 +49,7 @@ from lcel_trace.recorder import (
     TappingRecorder,
     recorder_of,
 )
-from lcel_trace.redact import Redact, Redactor
+from lcel_trace.redact import Redact
 from lcel_trace.session import TraceSession
 from lcel_trace.span import RunType
 from lcel_trace.streams import Observe, TracedAsyncIterator, TracedIterator
@@ -82,27 +82,14 @@ def trace(
     chunks entirely. `sample` keeps that fraction of traces, chosen by trace id.
     """
     bound = coerce_to_runnable(cast("Any", runnable))
-    for exporter in exporters:
-        missing = [m for m in ("export", "force_flush", "shutdown") if not hasattr(exporter, m)]
-        if missing:
-            raise TypeError(
-                f"{type(exporter).__name__} is not a SpanExporter: it lacks {', '.join(missing)}"
-            )
-    if not 0.0 <= sample <= 1.0:
-        raise ValueError(f"sample must be between 0.0 and 1.0, got {sample}")
-    if max_attr_chars < 1:
-        raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
-    processors = tuple(processor_for(exporter) for exporter in exporters)
-    chunk_level = max((p.capabilities.chunk_level for p in processors), default=0)
-    options = TraceOptions(
-        processors=processors,
-        redactor=Redactor(redact, capture_content=capture_content),
+    options = TraceOptions.build(
+        exporters=exporters,
+        name=name,
+        redact=redact,
+        capture_content=capture_content,
         max_attr_chars=max_attr_chars,
         sample=sample,
         name_run_types=run_types_by_name(bound),
-        name=name,
-        record_root_chunks=chunk_level >= 1,
-        record_all_chunks=chunk_level >= 2,
     )
     return TracedRunnable(bound, options, taps_safe=taps_cannot_switch_models(bound))
 

@@ -190,3 +190,16 @@ def test_server_serves_models_and_starts_fast() -> None:
     with OpenAIServer() as running:
         listed = httpx.get(f"{running.base_url}/models").json()
     assert listed["data"][0]["id"] == "fake-gpt"
+
+
+def test_time_to_first_token_skips_the_empty_role_chunk(server: OpenAIServer) -> None:
+    with capture() as cap:
+        chunks = list(trace(chat(server)).stream("hi"))
+    assert chunks[0].content == ""  # the role chunk
+    model = cap.traces[0].root
+    assert model.first_chunk_ns is not None
+    assert model.first_token_ns is not None
+    # OpenAI's stream opens with an empty role chunk; the first token comes after it
+    assert model.first_token_ns > model.first_chunk_ns
+    assert model.time_to_first_token_ns is not None
+    assert model.time_to_first_token_ns > 0
