@@ -10,11 +10,18 @@ on the wire: the `traceparent` headers are the instrumentations' own.
 
 The joined tree (client `[C]`, server `[S]`):
 
-    client-request                   [C] INTERNAL
-      POST                           [C] CLIENT   httpx, sends traceparent
-        POST /chain/invoke           [S] SERVER   the ASGI span, remote parent
-          invoke_workflow ...        [S] INTERNAL lcel-trace's root, and its spans below
-          POST                       [S] CLIENT   httpx2: ChatOpenAI's call to the model
+    client-request                 [C] INTERNAL
+      POST                         [C] CLIENT   httpx, sends traceparent
+        POST /chain/invoke         [S] SERVER   the ASGI span, its remote parent the above
+          invoke_workflow /chain   [S] INTERNAL lcel-trace's root
+            ChatPromptTemplate     [S] INTERNAL
+            chat fake-gpt          [S] CLIENT
+            StrOutputParser        [S] INTERNAL
+          POST                     [S] CLIENT   httpx2: the model's HTTP call
+
+The model's HTTP span sits beside lcel-trace's root, not under `chat fake-gpt`: lcel-trace
+makes its OpenTelemetry spans after the fact and never enters the global context, so the
+request's ASGI span is the one active when ChatOpenAI sends.
 
 Processes start on free ports and are waited for by what they report (the port they
 bound, `/healthz`, the spans they say they have sent), never a fixed time; the server is
@@ -307,8 +314,7 @@ def test_the_chat_models_http_call_carries_a_traceparent_of_the_same_trace(
     model_call = distributed.span(span_id)
     assert model_call.kind == CLIENT, tree
     assert url_of(model_call).endswith("/v1/chat/completions"), tree
-    # the instrumentation's span, under the request's ASGI span (lcel-trace makes its own
-    # spans after the fact and never enters the global context), and so under the client
+    # the instrumentation's span, under the request's ASGI span and so under the client
     ancestors = [s.span_id for s in distributed.ancestry(span_id)]
     assert ancestors[-1] == distributed.client_span_id, tree
     assert distributed.span(ancestors[1]).kind == SERVER, tree
