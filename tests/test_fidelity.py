@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from hypothesis import given, settings
@@ -43,6 +43,7 @@ from langchain_core.tools import StructuredTool, tool
 from langchain_core.tracers.base import AsyncBaseTracer
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
+from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel
 
 from lcel_trace import Trace, capture, trace
@@ -227,6 +228,37 @@ class Country(BaseModel):
     population: int
 
 
+class Draft(TypedDict, total=False):
+    topic: str
+    route: str
+    text: str
+
+
+def state_graph(*, fail: bool = False) -> Runnable[Any, Any]:
+    """A compiled LangGraph: a node, a conditional edge, a node running a sub-chain
+    (no config passed), a last node that fails when asked. No chat model: the matrix also
+    feeds test_event_api_equivalence, where `astream_events` makes a model inside a graph
+    stream and `trace()` leaves it invoked (tests/test_langgraph.py covers models)."""
+    subchain = PromptTemplate.from_template("about {topic}") | RunnableLambda(lambda p: p.text)
+
+    def finish(state: Draft) -> Draft:
+        if fail:
+            raise RuntimeError("node failed")
+        return {"text": state.get("text", state["topic"]).upper()}
+
+    builder = StateGraph(Draft)
+    builder.add_node("route", lambda s: {"route": "long" if len(s["topic"]) > 3 else "short"})
+    builder.add_node("write", lambda s: {"text": subchain.invoke({"topic": s["topic"]})})
+    builder.add_node("finish", finish)
+    builder.add_edge(START, "route")
+    builder.add_conditional_edges(
+        "route", lambda s: s["route"], {"long": "write", "short": "finish"}
+    )
+    builder.add_edge("write", "finish")
+    builder.add_edge("finish", END)
+    return builder.compile()
+
+
 COUNTRIES = (
     '{"countries": [{"name": "France", "population": 67}, {"name": "Spain", "population": 47}]}'
 )
@@ -298,6 +330,8 @@ MATRIX: dict[str, tuple[Any, Any]] = {
     "failing tool": (lambda: broken_tool, "x"),
     "structured tool": (lambda: StructuredTool.from_function(add), {"a": 1, "b": 2}),
     "retriever": (Library, "parrots"),
+    "langgraph state graph": (state_graph, {"topic": "parrots"}),
+    "langgraph failing node": (lambda: state_graph(fail=True), {"topic": "parrots"}),
     "failing step mid-sequence": (
         lambda: RunnableLambda(str) | RunnableLambda(fail) | RunnableLambda(str),
         1,

@@ -347,8 +347,9 @@ def test_instrument_rejects_bad_options_like_trace() -> None:
 
 
 def test_langgraph_nodes_join_the_graph_trace(exporter: CollectingExporter) -> None:
-    graph_module = pytest.importorskip("langgraph.graph")
     from typing import TypedDict
+
+    from langgraph import graph as graph_module
 
     class State(TypedDict):
         topic: str

@@ -31,8 +31,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tracers.run_collector import RunCollectorCallbackHandler
 from langchain_core.tracers.schemas import Run
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.types import Command, interrupt
 
 from lcel_trace import Trace, capture, trace
 from tests.test_fidelity import (
@@ -299,3 +301,63 @@ def test_a_failing_node_matches_langchains_run_tree(mode: str, stream_mode: str 
     )
     assert outcome == (NodeFailedError, "answer failed")
     assert_matches_oracle(recorded, runs)
+
+
+@pytest.mark.parametrize("call", CALLERS, ids=lambda c: c.__name__)
+def test_the_caller_gets_the_very_exception_the_node_raised(call: Caller) -> None:
+    raised = NodeFailedError("this one")
+
+    def boom(state: State) -> State:
+        raise raised
+
+    builder = StateGraph(State)
+    builder.add_node("boom", boom)
+    builder.add_edge(START, "boom")
+    builder.add_edge("boom", END)
+    with capture(), pytest.raises(NodeFailedError) as traced:
+        call(trace(builder.compile()))
+    assert traced.value is raised
+
+
+class Question(TypedDict, total=False):
+    topic: str
+    reply: str
+
+
+def interrupting_graph() -> Runnable[Any, Any]:
+    """One node that asks a human (`interrupt`), checkpointed in memory."""
+
+    def ask(state: Question) -> Question:
+        return {"reply": str(interrupt(f"what about {state['topic']}?"))}
+
+    builder = StateGraph(Question)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+INTERRUPT_ID = re.compile(r"id='[0-9a-f]{32}'")
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream", "ainvoke", "astream"])
+def test_interrupt_and_resume_behave_as_untraced_and_match_langchains_run_tree(mode: str) -> None:
+    thread: Any = {"configurable": {"thread_id": "t"}}
+    plain_graph = interrupting_graph().with_config(thread)
+    plain = [
+        plain_outcome(plain_graph, {"topic": "owls"}, mode),
+        plain_outcome(plain_graph, Command(resume="hoot"), mode),
+    ]
+    traced_graph = interrupting_graph().with_config(thread)
+    asked, asked_trace, asked_runs = run_both(traced_graph, {"topic": "owls"}, mode)
+    resumed, resumed_trace, resumed_runs = run_both(traced_graph, Command(resume="hoot"), mode)
+    assert [INTERRUPT_ID.sub("id", repr(o)) for o in (asked, resumed)] == [
+        INTERRUPT_ID.sub("id", repr(o)) for o in plain
+    ]
+    assert "hoot" in repr(resumed)
+    assert_matches_oracle(asked_trace, asked_runs)
+    assert_matches_oracle(resumed_trace, resumed_runs)
+    # LangGraph stops the node with GraphInterrupt and the graph returns normally
+    assert asked_trace.status == resumed_trace.status == "ok"
+    assert asked_trace.span("ask").status == "error"
+    assert resumed_trace.span("ask").status == "ok"
