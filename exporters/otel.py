@@ -86,7 +86,7 @@ class OtelExporter(BaseExporter):
         user_keys: Iterable[str] = USER_KEYS,
     ) -> None:
         super().__init__()
-        self._options = AttributeOptions(
+        options = AttributeOptions(  # checks the options before anything else is set up
             conventions=frozenset(conventions),
             capture_content=capture_content,
             session_keys=_keys(session_keys, "session_keys"),
@@ -104,9 +104,9 @@ class OtelExporter(BaseExporter):
         self.chunk_events = chunk_events
         self.max_chunk_events = max_chunk_events
         self.record_chunks = "all" if chunk_events else "none"
-        self.conventions = self._options.conventions
-        self.session_keys = self._options.session_keys
-        self.user_keys = self._options.user_keys
+        self.conventions = options.conventions
+        self.session_keys = options.session_keys
+        self.user_keys = options.user_keys
         self.max_queue = max_queue
         self._meter_provider = meter_provider
         self._histograms: dict[str, Histogram] = {}
@@ -168,14 +168,15 @@ class OtelExporter(BaseExporter):
         if self._explicit_provider is None:
             self._use_provider(otel_trace.get_tracer_provider())
         start = pending.start
-        limit = self._trace_limit(start)
+        options, limit = self._options(), self._trace_limit(start)
         spans = pending.spans
         ids = {s.span_id for s in spans}
         children: dict[str | None, list[Span]] = defaultdict(list)
         for span in spans:
             children[span.parent_id if span.parent_id in ids else None].append(span)
         roots = sorted(children[None], key=_start)
-        root = next((s for s in roots if start and s.span_id == start.root_run_id), roots[0])
+        root = next((s for s in roots if start and s.span_id == start.root_run_id), None)
+        root_metadata = (root or roots[0]).metadata if roots else None
         root_context = self._root_context(start)
         trace_name = start.name if start else None
         stack = [(span, root_context) for span in roots]
@@ -185,10 +186,10 @@ class OtelExporter(BaseExporter):
             workflow = (trace_name or span.name) if is_root else None
             attributes = span_attributes(
                 span,
-                self._options,
+                options,
                 limit=limit,
                 workflow=workflow,
-                root_metadata=root.metadata,
+                root_metadata=root_metadata,
             )
             if is_root and self._trace_ids and start and start.otel_parent_span_id is None:
                 self._trace_ids.next_trace_id = int(start.trace_id, 16)  # used by the next line
@@ -203,6 +204,15 @@ class OtelExporter(BaseExporter):
             child_context = otel_trace.set_span_in_context(otel_span, Context())
             stack.extend((c, child_context) for c in sorted(children[span.span_id], key=_start))
             self._record_metrics(span)
+
+    def _options(self) -> AttributeOptions:
+        """The mapping's options as this exporter's attributes say now (read once a trace)."""
+        return AttributeOptions(
+            conventions=frozenset(self.conventions),
+            capture_content=self.capture_content,
+            session_keys=tuple(self.session_keys),
+            user_keys=tuple(self.user_keys),
+        )
 
     def _trace_limit(self, start: TraceStart | None) -> int:
         """The longest attribute text for one trace: ours, or the traced runnable's if lower."""
@@ -253,7 +263,7 @@ class OtelExporter(BaseExporter):
         """The attributes of one span as this exporter maps it, cut to `max_attr_chars`.
 
         `workflow` is given for a trace's root: the `trace(name=...)`, else its run name."""
-        return span_attributes(span, self._options, limit=self.max_attr_chars, workflow=workflow)
+        return span_attributes(span, self._options(), limit=self.max_attr_chars, workflow=workflow)
 
     def _record_metrics(self, span: Span) -> None:
         attrs = metric_attributes(span) if self._histograms else None

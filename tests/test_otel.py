@@ -30,8 +30,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from lcel_trace import capture, trace
+from lcel_trace import Span, capture, trace
 from lcel_trace.exporters import OtelExporter, OtlpJsonExporter
+from lcel_trace.exporters.otel_attributes import (
+    AttributeOptions,
+    span_attributes,
+    span_kind,
+    span_name,
+)
 from tests.otlp_receiver import otlp_receiver
 
 USAGE = {"input_tokens": 7, "output_tokens": 5, "total_tokens": 12}
@@ -442,3 +448,39 @@ def test_session_and_user_keys_are_configurable(
     assert all("gen_ai.conversation.id" not in s.attributes for s in spans)
     with pytest.raises(ValueError, match="sequence of metadata keys"):
         OtelExporter(provider, session_keys="session_id")
+
+
+def test_attribute_mapping_is_a_pure_function_given_the_limit_each_call(
+    memory: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    span = Span(
+        trace_id="a" * 32,
+        span_id="run-1",
+        parent_id=None,
+        name="step",
+        run_type="lambda",
+        start_ns=1,
+        end_ns=2,
+        status="ok",
+        inputs="z" * 30,
+        metadata={"thread_id": "t-1"},
+    )
+    options = AttributeOptions(conventions=frozenset(("gen_ai", "openinference")))
+    short = span_attributes(span, options, limit=5)
+    whole = span_attributes(
+        span, options, limit=100, workflow="flow", root_metadata={"session_id": "root"}
+    )
+    assert short["lcel.input"] == "zzzzz…[truncated 25 chars]"
+    assert whole["lcel.input"] == "z" * 30
+    assert (short["session.id"], whole["session.id"]) == ("t-1", "root")
+    assert whole["gen_ai.workflow.name"] == "flow"
+    assert span_attributes(span, options, limit=5) == short  # same in, same out
+    assert span_name(span, "flow") == "invoke_workflow flow"
+    assert span_name(span) == "step"
+    assert span_kind(span) == SpanKind.INTERNAL
+    # the exporter's own limit, whatever limit the last trace had
+    provider, _ = memory
+    exporter = OtelExporter(provider, max_attr_chars=8)
+    trace(RunnableLambda(lambda s: s), exporters=[exporter], max_attr_chars=3).invoke("q" * 50)
+    exporter.force_flush(5)
+    assert exporter.attributes(span)["lcel.input"] == "z" * 8 + "…[truncated 22 chars]"
