@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     file_help = "a JSONL trace file written by JsonlExporter"
 
-    show_help = "a tree per trace: type, duration, TTFT, tokens, model, status"
+    show_help = "a tree per trace: type, duration, first chunk and token, tokens, model, status"
     show = commands.add_parser("show", help=show_help, description=show_help)
     show.add_argument("file", type=Path, help=file_help)
     show.add_argument("--json", action="store_true", help="print the traces as JSON")
@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
     stats_help = (
         "per span name, model and level (root or nested): count, error rate, latency and "
-        "TTFT percentiles, tokens in/out/total"
+        "time to first chunk (ttfc) and token (ttft) percentiles, tokens in/out/total"
     )
     stats = commands.add_parser("stats", help=stats_help, description=stats_help)
     stats.add_argument("file", type=Path, help=file_help)
@@ -337,9 +337,11 @@ def _span_label(span: Span) -> Text:
     from rich.text import Text
 
     facts = [visible(span.run_type), f"{span.duration_ns / 1e6:.1f} ms"]
-    ttft = span.time_to_first_chunk_ns
-    if ttft is not None:
-        facts.append(f"ttft {ttft / 1e6:.1f} ms")
+    first_chunk, first_token = span.time_to_first_chunk_ns, span.time_to_first_token_ns
+    if first_chunk is not None and first_chunk != first_token:
+        facts.append(f"first chunk {first_chunk / 1e6:.1f} ms")
+    if first_token is not None:
+        facts.append(f"first token {first_token / 1e6:.1f} ms")
     if span.usage is not None and span.usage.total_tokens is not None:
         facts.append(f"{span.usage.total_tokens} tokens")
     elif span.run_type in MODEL_RUN_TYPES:
@@ -433,7 +435,8 @@ def _trace_json(trace: Trace) -> dict[str, Any]:
             "run_type": s.run_type,
             "status": s.status,
             "duration_ms": s.duration_ns / 1e6,
-            "ttft_ms": None if s.time_to_first_chunk_ns is None else s.time_to_first_chunk_ns / 1e6,
+            "first_chunk_ms": _ms(s.time_to_first_chunk_ns),
+            "first_token_ms": _ms(s.time_to_first_token_ns),
             "chunk_count": s.chunk_count,
             "input_tokens": s.usage.input_tokens if s.usage else None,
             "output_tokens": s.usage.output_tokens if s.usage else None,
@@ -478,6 +481,10 @@ def _trace_json(trace: Trace) -> dict[str, Any]:
     }
 
 
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
 # -- stats ---------------------------------------------------------------------------------
 
 
@@ -504,11 +511,11 @@ def _tokens(spans: Sequence[Span], kind: str) -> _Tokens:
     return _Tokens(sum(known) if known else None, 0 < len(known) < len(counts))
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
+def _percentile(values: Sequence[float | None], q: float) -> float | None:
+    """Nearest-rank percentile of the known values; None when none is known."""
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
         return None
-    ordered = sorted(values)
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
@@ -522,9 +529,12 @@ _STATS_HEADERS = {
     "latency_p50_ms": "p50_ms",
     "latency_p95_ms": "p95_ms",
     "latency_p99_ms": "p99_ms",
-    "ttft_p50_ms": "ttft_p50",
-    "ttft_p95_ms": "ttft_p95",
-    "ttft_p99_ms": "ttft_p99",
+    "first_chunk_p50_ms": "ttfc_p50",
+    "first_chunk_p95_ms": "ttfc_p95",
+    "first_chunk_p99_ms": "ttfc_p99",
+    "first_token_p50_ms": "ttft_p50",
+    "first_token_p95_ms": "ttft_p95",
+    "first_token_p99_ms": "ttft_p99",
     "input_tokens": "tokens_in",
     "output_tokens": "tokens_out",
     "total_tokens": "tokens_total",
@@ -545,9 +555,8 @@ def _stats(args: argparse.Namespace) -> int:
     tokens: list[dict[str, _Tokens]] = []
     for (level, name, model), spans in sorted(groups.items(), key=_roots_first):
         latency = [s.duration_ns / 1e6 for s in spans]
-        ttft = [
-            s.time_to_first_chunk_ns / 1e6 for s in spans if s.time_to_first_chunk_ns is not None
-        ]
+        first_chunk = [_ms(s.time_to_first_chunk_ns) for s in spans]
+        first_token = [_ms(s.time_to_first_token_ns) for s in spans]
         sums = {f"{kind}_tokens": _tokens(spans, kind) for kind in ("input", "output", "total")}
         tokens.append(sums)
         rows.append(
@@ -558,7 +567,8 @@ def _stats(args: argparse.Namespace) -> int:
                 "count": len(spans),
                 "error_rate": sum(s.status == "error" for s in spans) / len(spans),
                 **{f"latency_p{q}_ms": _percentile(latency, q) for q in (50, 95, 99)},
-                **{f"ttft_p{q}_ms": _percentile(ttft, q) for q in (50, 95, 99)},
+                **{f"first_chunk_p{q}_ms": _percentile(first_chunk, q) for q in (50, 95, 99)},
+                **{f"first_token_p{q}_ms": _percentile(first_token, q) for q in (50, 95, 99)},
                 **{key: value.total for key, value in sums.items()},
                 "spans_with_usage": sum(s.usage is not None for s in spans),
             }

@@ -47,6 +47,7 @@ header h1{font-size:15px;margin:0}
 .legend span::before{content:"";display:inline-block;width:10px;height:10px;
 margin-right:4px;border-radius:2px;background:var(--c);vertical-align:-1px}
 .legend .first-chunk{--c:#111}.legend .first-chunk::before{width:2px;border-radius:1px}
+.legend .first-token{--c:#1a73e8}.legend .first-token::before{width:2px;border-radius:1px}
 .st-ok{--c:var(--ok)}.st-error{--c:var(--error)}
 .st-cancelled{--c:var(--cancelled)}.st-incomplete{--c:var(--incomplete)}
 #app{flex:1;display:flex;min-height:0}
@@ -80,7 +81,9 @@ line-height:var(--row);padding-right:8px}
 background:var(--c)}
 .bar.st-incomplete{background:repeating-linear-gradient(45deg,var(--incomplete) 0 4px,
 #c7b0e6 4px 8px)}
-.ttft{position:absolute;top:2px;width:2px;height:18px;background:#111;border-radius:1px}
+.ttft,.first-token{position:absolute;top:2px;width:2px;height:18px;background:#111;
+border-radius:1px}
+.first-token{background:#1a73e8}
 #details{width:30%;max-width:520px;border-left:1px solid var(--line);overflow:auto;
 padding:8px 12px;flex:none}
 #details h2{font-size:14px;margin:4px 0 8px;word-break:break-all}
@@ -215,7 +218,8 @@ _JS = r"""
     var facts = [s.run_type, ms(s.end - s.start)];
     var tk = tokens(s.usage);
     if (tk !== null) facts.push(tk + " tok");
-    if (s.ttft !== null) facts.push("ttft " + ms(s.ttft - s.start));
+    if (s.first_token !== null) facts.push("first token " + ms(s.first_token - s.start));
+    else if (s.ttft !== null) facts.push("first chunk " + ms(s.ttft - s.start));
     if (s.status !== "ok") facts.push(s.status);
     label.appendChild(el("span", "facts", facts.join(" \u00b7 ")));
     label.title = s.name;
@@ -230,6 +234,12 @@ _JS = r"""
       mark.style.left = pct(s.ttft);
       mark.title = "first chunk";
       lane.appendChild(mark);
+    }
+    if (s.first_token !== null && s.first_token !== s.ttft) {
+      var tok = el("div", "first-token");
+      tok.style.left = pct(s.first_token);
+      tok.title = "first token";
+      lane.appendChild(tok);
     }
     row.appendChild(lane);
     row.addEventListener("click", function () { showDetails(i); });
@@ -259,6 +269,7 @@ _JS = r"""
     var facts = [["status", s.status], ["run type", s.run_type], ["span id", d.span_id],
       ["parent id", d.parent_id], ["start", "+" + ms(s.start)], ["duration", ms(s.end - s.start)],
       ["time to first chunk", s.ttft === null ? null : ms(s.ttft - s.start)],
+      ["time to first token", s.first_token === null ? null : ms(s.first_token - s.start)],
       ["chunks", d.chunk_count], ["model", d.model]];
     facts.forEach(function (f) {
       if (f[1] === null || f[1] === undefined) return;
@@ -317,7 +328,8 @@ def render_html(traces: Sequence[Trace], *, title: str | None = None) -> str:
         f"<title>{html.escape(page_title)}</title>\n"
         f"<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{html.escape(page_title)}</h1>"
-        f'<div class="legend">{legend}<span class="first-chunk">first chunk</span></div>'
+        f'<div class="legend">{legend}<span class="first-chunk">first chunk</span>'
+        '<span class="first-token">first token</span></div>'
         "</header>\n"
         '<div id="app"><nav id="traces"></nav><main id="main"><div id="summary"></div>'
         '<div id="axis"><div class="label-col"></div><div class="lane"></div></div>'
@@ -429,6 +441,7 @@ def _span_data(span: Span, depth: int, t0: int) -> dict[str, Any]:
         "start": span.start_ns - t0,
         "end": span.end_ns - t0,
         "ttft": None if span.first_chunk_ns is None else span.first_chunk_ns - t0,
+        "first_token": None if span.first_token_ns is None else span.first_token_ns - t0,
         "usage": line["usage"],
         "detail": {
             "span_id": span.span_id,
