@@ -91,7 +91,11 @@ class TracedIterator(_TraceEnding, Iterator[T], Generic[T]):
     def close(self) -> None:
         """Stop the wrapped stream; runs still open end as `cancelled`."""
         # End the trace first: LangChain's sync path reports a closed stream as a run
-        # that ended normally, but this run was stopped, not finished.
+        # that ended normally, but this run was stopped, not finished. A generator running
+        # in another thread cannot be stopped: let it raise, as it would untraced, and
+        # leave the trace to end however that run ends.
+        if getattr(self._stream, "gi_running", False):
+            self._stream.close()  # type: ignore[attr-defined]
         if not self._claim_end():
             return
         if self._session is not None:

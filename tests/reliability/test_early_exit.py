@@ -6,9 +6,11 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -111,3 +113,39 @@ def test_sync_stream_closed_early_leaves_no_thread_behind() -> None:
         if not t.name.startswith("lcel-trace-export")
     }
     assert not leftover
+
+
+def test_close_from_another_thread_while_the_last_next_runs_leaves_the_root_ok() -> None:
+    """The consumer has every item and is inside the call that ends the root run; a close
+    from another thread then cannot stop the stream (as with any running generator) and
+    must not record a run that ended normally as cancelled."""
+
+    def words(_: object) -> Iterator[str]:
+        yield from ("a", "b", "c")
+
+    streams: list[Iterator[str]] = []
+    close_errors: list[BaseException] = []
+
+    def close_now() -> None:
+        try:
+            streams[0].close()  # type: ignore[attr-defined]
+        except ValueError as exc:  # "generator already executing", as untraced
+            close_errors.append(exc)
+
+    class CloseAtRootEnd(BaseCallbackHandler):
+        def on_chain_end(self, outputs: Any, *, parent_run_id: Any = None, **_: Any) -> None:
+            if parent_run_id is None:
+                closer = threading.Thread(target=close_now)
+                closer.start()
+                closer.join()
+
+    with capture() as cap:
+        stream = trace(RunnableLambda(lambda x: x) | RunnableLambda(words)).stream(
+            "go", {"callbacks": [CloseAtRootEnd()]}
+        )
+        streams.append(stream)
+        assert list(stream) == ["a", "b", "c"]
+    assert len(close_errors) == 1
+    (t,) = cap.traces
+    assert t.status == "ok"
+    assert {s.status for s in t.spans} == {"ok"}
