@@ -17,9 +17,12 @@ from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from typing import Any
 
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import GenerationChunk
+
+from lcel_trace._capture import Capture, active_captures
 from lcel_trace._log import log, report_internal_error
 from lcel_trace.assemble import RunIdentity, SpanAssembler
-from lcel_trace._capture import Capture, active_captures
 from lcel_trace.clock import now_ns
 from lcel_trace.context import TraceOptions
 from lcel_trace.normalise import error_message, is_cancellation
@@ -42,7 +45,81 @@ HANDOFF_INTERVAL_NS = 500_000_000
 HANDOFF_MAX_RECORDS = 512
 HANDOFF_MAX_CHUNKS = 4096
 _CONTENT_KEYS = frozenset(("input", "output", "data", "chunk"))
+_SCRUB_CONTEXT_CHARS = 4096
+"""Text recorded earlier that a later hand-off's scrubbing sees as context."""
+_HOLD_CHARS = 256
+"""Text kept back at a mid-stream hand-off, so a secret cut there is seen whole."""
 ChunkSink = Callable[[str, int, Any], None]
+
+
+def chunk_text(chunk: Any) -> str | None:
+    """The text a stream chunk carries, if it carries plain text."""
+    if isinstance(chunk, str):
+        return chunk
+    if isinstance(chunk, BaseMessage):
+        return chunk.content if isinstance(chunk.content, str) else None
+    if isinstance(chunk, GenerationChunk):
+        return chunk.text
+    return None
+
+
+def with_chunk_text(chunk: Any, text: str) -> Any:
+    """`chunk` with its text replaced (the same object when nothing changed)."""
+    if isinstance(chunk, str):
+        return text
+    if isinstance(chunk, BaseMessage):
+        return chunk if chunk.content == text else chunk.model_copy(update={"content": text})
+    if isinstance(chunk, GenerationChunk):
+        return chunk if chunk.text == text else chunk.model_copy(update={"text": text})
+    return chunk
+
+
+def _held_tail(chunks: list[list[Any]]) -> int:
+    """How many trailing chunks to keep for the next hand-off: those holding the last
+    `_HOLD_CHARS` characters of text (a secret may continue in the next chunks)."""
+    held = size = 0
+    for _ts, chunk in reversed(chunks):
+        text = chunk_text(chunk)
+        if text is not None:
+            size += len(text)
+        if size > _HOLD_CHARS or held >= _HOLD_CHARS:
+            break
+        held += 1
+    return held
+
+
+def _realigned(
+    texts: list[str | None], offset: int, joined: str, scrubbed: str
+) -> list[str | None]:
+    """Each chunk's text after `joined` (its texts, after `offset` characters of context)
+    became `scrubbed`: chunks outside the changed window keep their text; the first chunk
+    in it takes the scrubbed window, the others keep only what lies outside it. Linear."""
+    start = 0
+    limit = min(len(joined), len(scrubbed))
+    while start < limit and joined[start] == scrubbed[start]:
+        start += 1
+    tail = 0
+    while tail < limit - start and joined[-1 - tail] == scrubbed[-1 - tail]:
+        tail += 1
+    old_end, new_end = len(joined) - tail, len(scrubbed) - tail
+    window = scrubbed[start:new_end]
+    out: list[str | None] = []
+    position = offset
+    placed = False
+    for text in texts:
+        if text is None:
+            out.append(None)
+            continue
+        begin, end = position, position + len(text)
+        position = end
+        if end <= start or (begin >= old_end and (placed or begin > start)):
+            out.append(text)
+            continue
+        kept_before = text[: max(0, start - begin)]
+        kept_after = text[max(0, old_end - begin) :] if end > old_end else ""
+        out.append(kept_before + ("" if placed else window) + kept_after)
+        placed = True
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -97,6 +174,7 @@ class TraceSession:
         self._event_count = 0
         self._pending: list[Record] = []
         self._chunks: dict[str, list[list[Any]]] = {}
+        self._tails: dict[str, str] = {}
         self._last_handoff_ns = self.start_ns
 
     @property
@@ -122,7 +200,7 @@ class TraceSession:
             if not self._started:
                 self._begin(event)
             if event.kind in ("end", "error") and event.run_id in self._chunks:
-                self._flush_chunks(event.run_id)
+                self._flush_chunks(event.run_id, final=True)
             if self._keep_records or self._captures:
                 self._append(self._redacted(event))
             else:  # nobody reads the event itself: count it, skip building its record
@@ -188,7 +266,7 @@ class TraceSession:
                 self._begin(None)
             status = self._status(error, cancelled)
             for run_id in list(self._chunks):
-                self._flush_chunks(run_id)
+                self._flush_chunks(run_id, final=True)
             open_status: Status = status if status != "ok" else "incomplete"
             leftovers = self._assembler.abort(
                 open_status, error if open_status == "error" else None, end_ns
@@ -270,12 +348,20 @@ class TraceSession:
         if self._keep_records:
             self._pending.append(record)
 
-    def _flush_chunks(self, run_id: str) -> None:
+    def _flush_chunks(self, run_id: str, *, final: bool = False) -> None:
         chunks = self._chunks.pop(run_id)
+        scrub_across = self._redactor.capture_content
+        if scrub_across and not final:
+            held = _held_tail(chunks)
+            if held:
+                self._chunks[run_id] = chunks[len(chunks) - held :]
+                chunks = chunks[: len(chunks) - held]
         if not chunks:
             return
         identity = self._assembler.identity(run_id)
-        content = self._redactor.chunk
+        recorded = [[ts, self._redactor.chunk(chunk)] for ts, chunk in chunks]
+        if scrub_across:
+            self._scrub_across_chunks(run_id, recorded, final)
         self._append(
             TraceEvent(
                 trace_id=self.trace_id,
@@ -287,10 +373,32 @@ class TraceSession:
                 run_type=identity.run_type if identity else "custom",
                 tags=identity.tags if identity else (),
                 metadata=identity.metadata if identity else {},
-                data={"chunks": [[ts, content(chunk)] for ts, chunk in chunks]},
+                data={"chunks": recorded},
                 ts_ns=chunks[0][0],
             )
         )
+
+    def _scrub_across_chunks(self, run_id: str, recorded: list[list[Any]], final: bool) -> None:
+        """A secret split across chunks (`' Bearer'`, `' abc…'`) is caught on the run's
+        text as a whole, with the end of what was recorded before as context. Only the
+        chunks that overlap what scrubbing changed are rewritten, so recorded chunks keep
+        their boundaries wherever there is no secret."""
+        context = self._tails.get(run_id, "")
+        texts = [chunk_text(chunk) for _, chunk in recorded]
+        fresh = "".join(t for t in texts if t is not None)
+        if final:
+            self._tails.pop(run_id, None)
+        else:
+            self._tails[run_id] = (context + fresh)[-_SCRUB_CONTEXT_CHARS:]
+        if not fresh:
+            return
+        joined = context + fresh
+        scrubbed = scrub_text(joined)
+        if scrubbed == joined:
+            return
+        for i, text in enumerate(_realigned(texts, len(context), joined, scrubbed)):
+            if text is not None and text != texts[i]:
+                recorded[i][1] = with_chunk_text(recorded[i][1], text)
 
     def _hand_off(self, ts_ns: int) -> None:
         self._last_handoff_ns = ts_ns

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableLambda
 from pydantic import BaseModel, SecretStr
@@ -185,3 +188,32 @@ def test_a_raising_redact_hook_costs_one_value_not_the_trace() -> None:
     assert root.status == "ok"
     assert root.inputs == REDACTED
     assert root.outputs == REDACTED
+
+
+@given(
+    before=st.text(alphabet="abc xyz.,", max_size=60),
+    after=st.text(alphabet="abc xyz.,", max_size=60),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=12),
+)
+def test_scrubbed_stream_text_keeps_chunk_boundaries_outside_the_secret(
+    before: str, after: str, cuts: list[int]
+) -> None:
+    from lcel_trace.redact import scrub_text
+    from lcel_trace.session import _realigned
+
+    whole = f"{before} Bearer abcdefghijklmnopqrstuvwxyz012345 {after}"
+    points = sorted({min(c, len(whole)) for c in cuts} | {0, len(whole)})
+    texts: list[str | None] = [whole[a:b] for a, b in itertools.pairwise(points)]
+    scrubbed = scrub_text(whole)
+    out = _realigned(texts, 0, whole, scrubbed)
+    assert "".join(t or "" for t in out) == scrubbed
+    assert len(out) == len(texts)
+    secret_start = whole.index("abcdefghij")
+    position = 0
+    for old, new in zip(texts, out, strict=True):
+        assert old is not None
+        if position + len(old) <= whole.index("Bearer"):
+            assert new == old  # wholly before anything that changed
+        position += len(old)
+    assert "abcdefghij" not in "".join(t or "" for t in out)
+    assert secret_start > 0

@@ -114,3 +114,34 @@ def test_secrets_in_tool_calls_metadata_and_models_appear_nowhere(tmp_path: Path
         for where in everything:
             assert secret not in where
     assert "db.internal" in everything[0]  # the host stays readable
+
+
+def test_a_secret_split_across_streamed_chunks_is_not_recorded(tmp_path: Path) -> None:
+    from langchain_core.language_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.output_parsers import StrOutputParser
+
+    from lcel_trace.exporters import JsonlExporter
+    from lcel_trace.replay import read_traces
+
+    token = "abcdefghijklmnopqrstuvwx0123456789"
+    reply = f"use Bearer {token} to call it, then say thanks to everyone involved here"
+    chain = GenericFakeChatModel(messages=iter([AIMessage(content=reply)])) | StrOutputParser()
+    path = tmp_path / "split.jsonl"
+    with JsonlExporter(path) as jsonl:
+        chunks = list(trace(chain, exporters=[jsonl]).stream("hi"))
+    assert "".join(chunks) == reply  # the caller gets the secret: it is theirs
+    assert any(c.strip() == "Bearer" for c in chunks)  # split across chunks indeed
+    (written,) = read_traces(path)
+    streamed = [
+        chunk
+        for event in written.events
+        if event.kind == "stream"
+        for _, chunk in event.data["chunks"]
+    ]
+    assert len(streamed) == len(chunks)
+    recorded = "".join(streamed)
+    assert token not in recorded
+    assert "[REDACTED]" in recorded
+    assert recorded.endswith("say thanks to everyone involved here")
+    assert token not in path.read_text()
