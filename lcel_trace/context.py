@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from lcel_trace.export import ExportProcessor, SpanExporter, processor_for
 from lcel_trace.redact import Redact, Redactor
 from lcel_trace.span import RunType
 
-__all__ = ["OtelParent", "TraceOptions", "is_sampled", "new_trace_id", "otel_parent"]
+__all__ = [
+    "OtelParent",
+    "TraceOptions",
+    "inside_recorded_event_stream",
+    "is_sampled",
+    "new_trace_id",
+    "otel_parent",
+]
 
 DEFAULT_MAX_ATTR_CHARS = 4096
+
+inside_recorded_event_stream: ContextVar[bool] = ContextVar(
+    "lcel_trace_inside_recorded_event_stream", default=False
+)
+"""True while `trace_events` pulls the next event: runs started then (the task that
+produces the stream copies this context) are recorded from the stream itself, so a
+traced runnable among them must not start a trace of its own."""
 
 
 @dataclass(frozen=True, slots=True)

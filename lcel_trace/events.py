@@ -44,6 +44,7 @@ from lcel_trace.clock import now_ns
 from lcel_trace.context import (
     DEFAULT_MAX_ATTR_CHARS,
     TraceOptions,
+    inside_recorded_event_stream,
     is_sampled,
     new_trace_id,
     otel_parent,
@@ -122,10 +123,13 @@ async def _traced_async(events: AsyncIterable[Any], options: TraceOptions) -> As
     source = aiter(events)
     try:
         while True:
+            token = inside_recorded_event_stream.set(True)
             try:
                 raw = await anext(source)
             except StopAsyncIteration:
                 break
+            finally:
+                inside_recorded_event_stream.reset(token)
             router.route(raw)
             yield raw
     except (GeneratorExit, asyncio.CancelledError):
@@ -142,7 +146,14 @@ def _traced_sync(events: Iterable[Any], options: TraceOptions) -> Iterator[Any]:
     router = _Router(options)
     source = iter(events)
     try:
-        for raw in source:
+        while True:
+            token = inside_recorded_event_stream.set(True)
+            try:
+                raw = next(source)
+            except StopIteration:
+                break
+            finally:
+                inside_recorded_event_stream.reset(token)
             router.route(raw)
             yield raw
     except GeneratorExit:

@@ -37,6 +37,7 @@ from lcel_trace.clock import now_ns
 from lcel_trace.context import (
     DEFAULT_MAX_ATTR_CHARS,
     TraceOptions,
+    inside_recorded_event_stream,
     is_sampled,
     new_trace_id,
     otel_parent,
@@ -275,7 +276,7 @@ class TracedRunnable(Runnable[Input, Output]):
         if _DISABLED:
             return None, config
         try:
-            if active_recorder(config) is not None:
+            if active_recorder(config) is not None or inside_recorded_event_stream.get():
                 return None, config
             parent = otel_parent()
             trace_id = parent.trace_id if parent else new_trace_id()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
-from langchain_core.language_models import GenericFakeChatModel
+from langchain_core.language_models import FakeListChatModel, GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -241,3 +241,16 @@ def test_bad_options_raise_at_call_time() -> None:
         trace_events_sync([], sample=2.0)
     with pytest.raises(TypeError, match="not a SpanExporter"):
         trace_events(replayed([]), exporters=[object()])  # type: ignore[list-item]
+
+
+async def test_a_traced_sub_chain_inside_a_trace_events_stream_records_one_trace() -> None:
+    sub = trace(ChatPromptTemplate.from_template("{q}") | FakeListChatModel(responses=["x"]))
+    outer = RunnableLambda(lambda x: sub.invoke({"q": x}), name="outer") | RunnableLambda(str)
+    with capture() as cap:
+        stream: Any = outer.astream_events("hi", version="v2")
+        async for _ in trace_events(stream, runnable=outer):
+            pass
+    assert [t.root.name for t in cap.traces] == ["RunnableSequence"]  # one trace, not two
+    (recorded,) = cap.traces
+    # outer sequence, its two lambdas, the sub-chain and its prompt and model: once each
+    assert len({s.span_id for s in recorded.spans}) == len(recorded.spans) == 6
