@@ -381,6 +381,11 @@ def main() -> None:
         choices=("astream", "stream"),
         help="instead of timing: cProfile the traced call of the (first) named workload",
     )
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="only the lcel-trace command rows (start-up; show, stats... on 2,000 traces)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("TRACER", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -397,6 +402,12 @@ def main() -> None:
     )
     print(header, flush=True)
     sections, results = [header], []
+    if args.cli:
+        section = cli_section(args.rounds or 3)
+        print(f"\n{section}", flush=True)
+        if args.markdown:
+            args.markdown.write_text(f"{header}\n\n{section}\n", encoding="utf-8")
+        return
     for name in names:
         workload = {**WORKLOADS, **QUICK}[name]
         rounds = args.rounds or (2 if args.quick else default_rounds(workload))
@@ -414,6 +425,10 @@ def main() -> None:
             f"{PEER_ROUNDS} rounds)"
             f"\n\n{table}"
         )
+        print(f"\n{section}", flush=True)
+        sections.append(section)
+    if not args.quick:
+        section = cli_section(3)
         print(f"\n{section}", flush=True)
         sections.append(section)
     verdicts = "### Targets\n\n" + "\n".join(f"- {v}" for v in targets(results, peer_ratios))
@@ -452,6 +467,175 @@ def default_rounds(workload: Workload) -> int:
     if workload.tokens >= 10_000:
         return 3
     return 6 if workload.tokens else 12
+
+
+# -- the lcel-trace command: start-up and whole-file commands ------------------------------
+
+CLI_TRACES = 2_000
+CLI_TARGET_BYTES = 36 * 1024 * 1024
+
+
+def cli_trace_file(path: Path, traces: int = CLI_TRACES) -> int:
+    """A JSONL file of `traces` quickstart-shaped traces (chain, prompt, chat model,
+    parser; inputs, outputs and 100 recorded root chunks each), about 36 MB for 2,000;
+    returns its size in bytes."""
+    from lcel_trace.records import encode_line
+    from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart, Usage
+
+    def one(n: int, text: str) -> bytes:
+        trace_id = f"{n + 1:032x}"
+        ids = [f"{n:08x}-0000-4000-8000-{k:012x}" for k in range(4)]
+        t0 = 1_800_000_000_000_000_000 + n * 1_000_000_000
+        chunks = [[t0 + 1_000_000 + k * 10_000, f"tok{k} "] for k in range(100)]
+        stream = TraceEvent(
+            trace_id,
+            "stream",
+            "on_chain_stream",
+            ids[0],
+            (),
+            "RunnableSequence",
+            "chain",
+            (),
+            {},
+            {"chunks": chunks},
+            t0 + 1_000_000,
+        )
+        spans = [
+            Span(
+                trace_id,
+                ids[1],
+                ids[0],
+                "ChatPromptTemplate",
+                "prompt",
+                t0 + 10,
+                t0 + 500,
+                "ok",
+                inputs={"topic": text},
+                outputs=text,
+            ),
+            Span(
+                trace_id,
+                ids[2],
+                ids[0],
+                "ChatOpenAI",
+                "chat_model",
+                t0 + 600,
+                t0 + 9_000_000,
+                "ok",
+                inputs=text,
+                outputs=text,
+                chunk_count=100,
+                first_chunk_ns=t0 + 900_000,
+                first_token_ns=t0 + 1_000_000,
+                usage=Usage(12, 100, 112),
+                model="fake-gpt",
+            ),
+            Span(
+                trace_id,
+                ids[3],
+                ids[0],
+                "StrOutputParser",
+                "parser",
+                t0 + 700,
+                t0 + 9_100_000,
+                "ok",
+                inputs=text,
+                outputs=text,
+                chunk_count=100,
+                first_chunk_ns=t0 + 1_000_000,
+                first_token_ns=t0 + 1_000_000,
+            ),
+            Span(
+                trace_id,
+                ids[0],
+                None,
+                "RunnableSequence",
+                "chain",
+                t0,
+                t0 + 9_200_000,
+                "ok",
+                inputs={"topic": text},
+                outputs=text,
+                chunk_count=100,
+                first_chunk_ns=t0 + 1_000_000,
+                first_token_ns=t0 + 1_000_000,
+            ),
+        ]
+        records = [
+            TraceStart(trace_id, "joke", t0, ids[0]),
+            stream,
+            *spans,
+            TraceEnd(trace_id, "ok", t0 + 9_300_000, 4, 1),
+        ]
+        return b"".join(encode_line(r) for r in records)
+
+    base = len(one(0, ""))
+    per_char = len(one(0, "x" * 1000)) - base
+    size = max(0, CLI_TARGET_BYTES // traces - base) * 1000 // max(per_char, 1)
+    text = ("parrots repeat what they hear " * (size // 30 + 1))[:size]
+    with path.open("wb") as out:
+        for n in range(traces):
+            out.write(one(n, text))
+    return path.stat().st_size
+
+
+_CLI_LAUNCHER = """
+import resource, subprocess, sys, time
+started = time.perf_counter()
+code = subprocess.call([sys.executable, "-m", "lcel_trace", *sys.argv[1:]],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+elapsed = time.perf_counter() - started
+print(code, elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def cli_run(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one `python -m lcel_trace ...` process.
+
+    A small launcher process starts it and reads `getrusage(RUSAGE_CHILDREN)`: a child
+    forked from this process would count this process's own memory as its peak."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI_LAUNCHER, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    code, elapsed, max_rss_kib = done.stdout.split()
+    if code != "0":
+        raise RuntimeError(f"lcel-trace {' '.join(args)} exited {code}")
+    return float(elapsed), int(max_rss_kib) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def cli_section(rounds: int) -> str:
+    """The CLI rows: `--help` start-up, then show/stats/validate/html on a 2,000-trace file."""
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "traces.jsonl"
+        size = cli_trace_file(path)
+        commands = {
+            "--help": ["--help"],
+            "--version": ["--version"],
+            "show": ["show", str(path)],
+            "show --json": ["show", "--json", str(path)],
+            "stats": ["stats", str(path)],
+            "validate": ["validate", str(path)],
+            "html": ["html", str(path), "-o", str(Path(tmp) / "page.html")],
+        }
+        rows = [
+            "| command | median s | min–max s | peak RSS MiB |",
+            "|---|---:|---:|---:|",
+        ]
+        for label, args in commands.items():
+            runs = [cli_run(args) for _ in range(rounds)]
+            times = [t for t, _ in runs]
+            rows.append(
+                f"| `lcel-trace {label}` | {statistics.median(times):.2f} | "
+                f"{min(times):.2f}–{max(times):.2f} | {max(r for _, r in runs):.0f} |"
+            )
+    return (
+        f"### The lcel-trace command ({rounds} runs each; file: {CLI_TRACES:,} traces, "
+        f"{size / 1e6:.1f} MB)\n\n" + "\n".join(rows)
+    )
 
 
 if __name__ == "__main__":
