@@ -259,6 +259,14 @@ class TracedRunnable(Runnable[Input, Output]):
     def __repr__(self) -> str:
         return f"trace({self.bound!r})"
 
+    def __getattr__(self, name: str) -> Any:
+        """Whatever else the wrapped object offers (a compiled graph's `get_state`,
+        `nodes`, ...), so the traced runnable can stand in for it; untraced, since
+        these are not runnable calls."""
+        if name.startswith("__") or name in ("bound", "options", "_taps_safe"):
+            raise AttributeError(name)
+        return getattr(self.bound, name)
+
     # -- sessions -------------------------------------------------------------------------
 
     def _begin(

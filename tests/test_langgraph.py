@@ -361,3 +361,24 @@ def test_interrupt_and_resume_behave_as_untraced_and_match_langchains_run_tree(m
     assert asked_trace.status == resumed_trace.status == "ok"
     assert asked_trace.span("ask").status == "error"
     assert resumed_trace.span("ask").status == "ok"
+
+
+def test_the_traced_graph_offers_the_graphs_state_api() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+
+    class Counter(TypedDict):
+        n: int
+
+    builder = StateGraph(Counter)
+    builder.add_node("inc", lambda s: {"n": s["n"] + 1})
+    builder.add_edge(START, "inc")
+    builder.add_edge("inc", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    traced = trace(graph)
+    config: Any = {"configurable": {"thread_id": "t1"}}
+    assert traced.invoke({"n": 1}, config) == {"n": 2}
+    assert traced.get_state(config).values == {"n": 2}
+    assert set(traced.nodes) == set(graph.nodes)
+    with pytest.raises(AttributeError):
+        _ = traced.no_such_attribute
