@@ -437,14 +437,17 @@ class StreamScrubber:
 # Structures
 
 
-def scrub(value: Any, depth: int = 0) -> Any:
-    """A copy of `value` with secret-named fields and secret-looking text replaced.
+def scrub(value: Any, depth: int = 0, text: Callable[[str], str] = scrub_text) -> Any:
+    """A snapshot of `value` with secret-named fields and secret-looking text replaced.
 
     Walks mappings, lists, tuples, sets, pydantic models (messages, documents, tool
-    calls and their metadata included) and dataclasses; unchanged objects are reused.
-    Anything nested more than MAX_DEPTH levels down becomes TOO_DEEP."""
+    calls and their metadata included) and dataclasses. Dicts, lists and sets are always
+    copied, and models and dataclasses holding them too, so what a trace records is the
+    value when it was recorded, whatever the caller changes later; immutable objects
+    left unchanged are reused. Anything nested more than MAX_DEPTH levels down becomes
+    TOO_DEEP. `text` scrubs each string (a per-trace memo passes its own)."""
     if isinstance(value, str):
-        return scrub_text(value)
+        return text(value)
     if value is None or isinstance(value, (bool, int, float, bytes)):
         return value
     if depth >= MAX_DEPTH:
@@ -452,25 +455,25 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (SecretStr, SecretBytes)):
         return REDACTED
     if isinstance(value, Mapping):
-        return _scrub_mapping(value, depth)
-    if isinstance(value, (list, tuple)):
-        items = [scrub(v, depth + 1) for v in value]
+        return _scrub_mapping(value, depth, text)
+    if isinstance(value, list):
+        return [scrub(v, depth + 1, text) for v in value]
+    if isinstance(value, tuple):
+        items = [scrub(v, depth + 1, text) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
             return value
-        if isinstance(value, list):
-            return items
         if hasattr(value, "_fields"):  # a named tuple
             return type(value)(*items)
         return tuple(items)
-    if isinstance(value, (set, frozenset)):
-        cleaned = {scrub(v, depth + 1) for v in value}
-        if cleaned == value:
-            return value
-        return cleaned if isinstance(value, set) else frozenset(cleaned)
+    if isinstance(value, set):
+        return {scrub(v, depth + 1, text) for v in value}
+    if isinstance(value, frozenset):
+        cleaned = frozenset(scrub(v, depth + 1, text) for v in value)
+        return value if cleaned == value else cleaned
     if isinstance(value, BaseModel):
-        return _scrub_model(value, depth)
+        return _scrub_model(value, depth, text)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _scrub_dataclass(value, depth)
+        return _scrub_dataclass(value, depth, text)
     return value
 
 
@@ -492,44 +495,39 @@ def _redacted_like(value: Any) -> Any:
     return REDACTED
 
 
-def _scrub_field(name: str, value: Any, depth: int) -> Any:
+def _scrub_field(name: str, value: Any, depth: int, text: Callable[[str], str]) -> Any:
     if isinstance(value, (SecretStr, SecretBytes)) or _secret_field(name, value):
         return _redacted_like(value)
-    return scrub(value, depth + 1)
+    return scrub(value, depth + 1, text)
 
 
-def _scrub_mapping(value: Mapping[Any, Any], depth: int) -> Any:
+def _scrub_mapping(value: Mapping[Any, Any], depth: int, text: Callable[[str], str]) -> Any:
     out: dict[Any, Any] = {}
-    changed = False
     for k, v in value.items():
         key = scrub_text(k) if isinstance(k, str) else k
-        cleaned = REDACTED if _secret_field(k, v) else scrub(v, depth + 1)
-        changed = changed or key is not k or cleaned is not v
-        out[key] = cleaned
-    return out if changed else value
+        out[key] = REDACTED if _secret_field(k, v) else scrub(v, depth + 1, text)
+    return out
 
 
-def _scrub_model(model: BaseModel, depth: int) -> Any:
+def _scrub_model(model: BaseModel, depth: int, text: Callable[[str], str]) -> Any:
     update: dict[str, Any] = {}
     for name, current in model.__dict__.items():  # a pydantic model's fields, by value
         if not current:
             continue  # None, "", 0 and empty containers hold no secret
-        cleaned = _scrub_field(name, current, depth)
+        cleaned = _scrub_field(name, current, depth, text)
         if cleaned is not current:
             update[name] = cleaned
     extra = model.__pydantic_extra__
     if extra:
-        cleaned_extra = _scrub_mapping(extra, depth)
-        if cleaned_extra is not extra:
-            update.update(cleaned_extra)
+        update.update(_scrub_mapping(extra, depth, text))
     return model.model_copy(update=update) if update else model
 
 
-def _scrub_dataclass(obj: Any, depth: int) -> Any:
+def _scrub_dataclass(obj: Any, depth: int, text: Callable[[str], str]) -> Any:
     update: dict[str, Any] = {}
     for field in dataclasses.fields(obj):
         current = getattr(obj, field.name, None)
-        cleaned = _scrub_field(field.name, current, depth)
+        cleaned = _scrub_field(field.name, current, depth, text)
         if cleaned is not current:
             update[field.name] = cleaned
     if not update:
@@ -594,20 +592,29 @@ class Redactor:
 
 
 class _MemoRedactor(Redactor):
+    """Remembers, for one trace, what each long string scrubbed to: the same text reaches
+    an event and a span, and later runs, and is scanned once. Only immutable values are
+    remembered: a container is walked again each time (its strings still remembered),
+    so a value changed between two recordings is recorded as it was each time."""
+
     __slots__ = ("_memo",)
 
     def __init__(self, redact: Redact | None, *, capture_content: bool) -> None:
         super().__init__(redact, capture_content=capture_content)
-        self._memo: dict[int, tuple[Any, Any]] = {}
+        self._memo: dict[int, tuple[str, str]] = {}
 
     def content(self, value: Any) -> Any:
-        if value is None or isinstance(value, (int, float, bool)):
-            return super().content(value)
-        if isinstance(value, str) and len(value) < 256:  # cheaper to scan than to remember
-            return super().content(value)
-        hit = self._memo.get(id(value))
-        if hit is not None and hit[0] is value:
+        if not self.capture_content or value is None:
+            return None
+        cleaned = scrub(value, text=self._text)
+        return self._apply_user(cleaned) if self._user is not None else cleaned
+
+    def _text(self, text: str) -> str:
+        if len(text) < 256:  # cheaper to scan than to remember
+            return scrub_text(text)
+        hit = self._memo.get(id(text))
+        if hit is not None and hit[0] is text:
             return hit[1]
-        result = super().content(value)
-        self._memo[id(value)] = (value, result)  # holding `value` keeps its id unique
+        result = scrub_text(text)
+        self._memo[id(text)] = (text, result)  # holding `text` keeps its id unique
         return result

@@ -162,9 +162,15 @@ def test_values_nested_too_deep_are_replaced_never_passed_through() -> None:
     assert TOO_DEEP in text
 
 
-def test_unchanged_values_are_the_same_objects() -> None:
-    payload = {"q": "hello", "items": [1, 2, {"n": "x"}], "tags": {"a"}}
-    assert scrub(payload) is payload
+def test_mutable_containers_are_copied_and_immutable_values_reused() -> None:
+    payload = {"q": "hello", "items": [1, 2, {"n": "x"}], "tags": {"a"}, "pair": ("a", 1)}
+    cleaned = scrub(payload)
+    assert cleaned == payload
+    assert cleaned is not payload
+    assert cleaned["items"] is not payload["items"]
+    assert cleaned["items"][2] is not payload["items"][2]
+    assert cleaned["tags"] is not payload["tags"]
+    assert cleaned["pair"] is payload["pair"]
 
 
 # --- the user's hook ----------------------------------------------------------------------

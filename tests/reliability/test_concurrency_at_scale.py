@@ -107,3 +107,35 @@ def test_eight_threads_invoking_and_streaming_at_once(tmp_path: Path) -> None:
     assert results == [ANSWER] * 80
     assert_well_formed(cap.traces, 80, 4)
     assert_well_formed(read_traces(path), 80, 4)
+
+
+def test_recorded_outputs_are_the_values_at_return_not_later_mutations(tmp_path: Path) -> None:
+    path = tmp_path / "snapshots.jsonl"
+
+    def answer(n: int) -> dict[str, object]:
+        return {"n": n, "items": [n], "tags": {"fresh"}, "meta": {"state": "returned"}}
+
+    with JsonlExporter(path) as exporter, capture() as cap:
+        traced = trace(RunnableLambda(answer), exporters=[exporter])
+        for n in range(300):
+            out = traced.invoke(n)
+            out["n"] = -1
+            out["items"].append("later")  # type: ignore[attr-defined]
+            out["tags"].add("later")  # type: ignore[attr-defined]
+            out["meta"]["state"] = "mutated"  # type: ignore[index]
+    expected = [answer(n) for n in range(300)]
+    assert [t.root.outputs for t in cap.traces] == expected
+    written = [t.root.outputs for t in read_traces(path)]
+    assert [{**o, "tags": set(o["tags"])} for o in written] == expected
+
+
+def test_a_step_changing_its_input_in_place_has_its_output_recorded_as_returned() -> None:
+    def grow(state: dict[str, object]) -> dict[str, object]:
+        state["added"] = True
+        return state
+
+    with capture() as cap:
+        out = trace(RunnableLambda(lambda x: {"x": x}) | RunnableLambda(grow)).invoke(1)
+    assert out == {"x": 1, "added": True}
+    (t,) = cap.traces
+    assert t.span("grow").outputs == t.root.outputs == {"x": 1, "added": True}
