@@ -67,7 +67,7 @@ def main(out: Path) -> int:
     print(run.tree().render())
     written = read_traces(out)[0]
     lines = len(out.read_text(encoding="utf-8").splitlines())
-    same = written.spans == run.spans and written.events == run.events
+    same = written.spans == run.spans and written.trace_events == run.trace_events
     print(f"\nwrote {lines} lines to {out}; read back: {'identical' if same else 'DIFFERENT'}")
     return 0 if same else 1
 

@@ -33,9 +33,9 @@ class _Totals:
 class StructlogExporter(BaseExporter):
     """Logs `event="span"` per span and `event="trace"` per trace at `level`.
 
-    Content (`inputs`, `outputs`) is included when `include_content` is true and the
+    Content (`inputs`, `outputs`) is included when `capture_content` is true and the
     trace captured it (`trace(..., capture_content=False)` leaves none; redaction has
-    already run), as JSON text cut to `max_field_chars`.
+    already run), as JSON text cut to `max_attr_chars`.
     """
 
     def __init__(
@@ -43,8 +43,8 @@ class StructlogExporter(BaseExporter):
         logger: Any = None,
         level: str = "info",
         *,
-        include_content: bool = True,
-        max_field_chars: int = 2000,
+        capture_content: bool = True,
+        max_attr_chars: int = 2000,
         max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         super().__init__()
@@ -52,8 +52,8 @@ class StructlogExporter(BaseExporter):
             raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
         self._logger = logger if logger is not None else structlog.get_logger("lcel_trace.spans")
         self.level = level
-        self.include_content = include_content
-        self.max_field_chars = max_field_chars
+        self.capture_content = capture_content
+        self.max_attr_chars = max_attr_chars
         self.max_queue = max_queue
         self._traces: dict[str, _Totals] = {}
 
@@ -118,11 +118,11 @@ class StructlogExporter(BaseExporter):
             )
         if span.error is not None:
             fields.update(error_type=span.error.type, error=span.error.message)
-        if self.include_content:
+        if self.capture_content:
             for key, value in (("inputs", span.inputs), ("outputs", span.outputs)):
                 if value is not None:
                     fields[key] = self._text(value)
         return fields
 
     def _text(self, value: Any) -> str:
-        return truncate(json.dumps(to_jsonable(value), ensure_ascii=False), self.max_field_chars)
+        return truncate(json.dumps(to_jsonable(value), ensure_ascii=False), self.max_attr_chars)

@@ -622,7 +622,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     traces = read_traces(args.file)
     spans = sum(len(t.spans) for t in traces)
-    events = sum(len(t.events) for t in traces)
+    events = sum(len(t.trace_events) for t in traces)
     print(f"{visible(args.file)}: ok, {len(traces)} traces, {spans} spans, {events} events")
     return 0
 

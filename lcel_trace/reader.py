@@ -316,7 +316,7 @@ class TraceReader:
             start_ns=start_ns,
             end_ns=end_ns,
             spans=tuple(spans),
-            events=tuple(events),
+            trace_events=tuple(events),
             root_run_id=start.root_run_id if start else None,
         )
 

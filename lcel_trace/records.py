@@ -32,17 +32,17 @@ RECORD_TYPES: frozenset[str] = frozenset(("trace_start", "event", "span", "trace
 MAX_INT = 2**63
 
 
-def encode_line(record: Record, max_str: int | None = None) -> bytes:
+def encode_line(record: Record, max_value_chars: int | None = None) -> bytes:
     """One record as one compact UTF-8 JSON line, newline included; content strings
-    longer than `max_str` characters are cut with a visible marker."""
-    line = to_line(record, max_str)
+    longer than `max_value_chars` characters are cut with a visible marker."""
+    line = to_line(record, max_value_chars)
     text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8", errors="replace") + b"\n"
 
 
-def to_line(record: Record, max_str: int | None = None) -> dict[str, Any]:
+def to_line(record: Record, max_value_chars: int | None = None) -> dict[str, Any]:
     if isinstance(record, Span):
-        return _span_line(record, max_str)
+        return _span_line(record, max_value_chars)
     if isinstance(record, TraceEvent):
         return {
             "type": "event",
@@ -54,8 +54,8 @@ def to_line(record: Record, max_str: int | None = None) -> dict[str, Any]:
             "name": record.name,
             "run_type": record.run_type,
             "tags": list(record.tags),
-            "metadata": to_jsonable(record.metadata, max_str),
-            "data": to_jsonable(record.data, max_str),
+            "metadata": to_jsonable(record.metadata, max_value_chars),
+            "data": to_jsonable(record.data, max_value_chars),
             "ts_ns": record.ts_ns,
         }
     if isinstance(record, TraceStart):
@@ -82,7 +82,7 @@ def to_line(record: Record, max_str: int | None = None) -> dict[str, Any]:
     }
 
 
-def _span_line(span: Span, max_str: int | None) -> dict[str, Any]:
+def _span_line(span: Span, max_value_chars: int | None) -> dict[str, Any]:
     usage = span.usage
     return {
         "type": "span",
@@ -95,10 +95,10 @@ def _span_line(span: Span, max_str: int | None) -> dict[str, Any]:
         "end_ns": span.end_ns,
         "status": span.status,
         "error": _error_line(span.error),
-        "inputs": to_jsonable(span.inputs, max_str),
-        "outputs": to_jsonable(span.outputs, max_str),
+        "inputs": to_jsonable(span.inputs, max_value_chars),
+        "outputs": to_jsonable(span.outputs, max_value_chars),
         "tags": list(span.tags),
-        "metadata": to_jsonable(span.metadata, max_str),
+        "metadata": to_jsonable(span.metadata, max_value_chars),
         "chunk_count": span.chunk_count,
         "first_chunk_ns": span.first_chunk_ns,
         "first_token_ns": span.first_token_ns,
@@ -111,10 +111,10 @@ def _span_line(span: Span, max_str: int | None) -> dict[str, Any]:
         },
         "model": span.model,
         "events": [
-            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data, max_str)}
+            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data, max_value_chars)}
             for e in span.events
         ],
-        "attributes": to_jsonable(span.attributes, max_str),
+        "attributes": to_jsonable(span.attributes, max_value_chars),
     }
 
 

@@ -64,7 +64,7 @@ def _chosen(path: str | os.PathLike[str], trace_id: str | None) -> list[Trace]:
 def _v2_events(trace: Trace) -> list[tuple[int, dict[str, Any]]]:
     """A trace's events in v2 shape, stream records expanded to one event per chunk."""
     expanded: list[tuple[int, dict[str, Any]]] = []
-    for event in trace.events:
+    for event in trace.trace_events:
         base = {
             "event": event.event,
             "run_id": event.run_id,
@@ -140,7 +140,7 @@ def _root_chunks(trace: Trace) -> list[tuple[int, Any]]:
     root = trace.root_run_id
     return [
         (ts_ns, chunk)
-        for event in trace.events
+        for event in trace.trace_events
         if event.kind == "stream" and event.run_id == root
         for ts_ns, chunk in event.data.get("chunks", ())
     ]
@@ -256,9 +256,9 @@ def _records_of(trace: Trace) -> list[Record]:
         status=trace.status,
         end_ns=trace.end_ns,
         span_count=len(trace.spans),
-        event_count=len(trace.events),
+        event_count=len(trace.trace_events),
     )
-    return [start, *trace.events, *trace.spans, end]
+    return [start, *trace.trace_events, *trace.spans, end]
 
 
 def _is_otel_span_id(value: str | None) -> bool:

@@ -303,7 +303,7 @@ class TraceSession:
                 start_ns=self.start_ns,
                 end_ns=end_ns,
                 spans=tuple(self._spans),
-                events=tuple(self._events),
+                trace_events=tuple(self._events),
                 root_run_id=self._assembler.root_run_id,
             )
         for capture in self._captures:

@@ -214,7 +214,9 @@ class Trace:
     start_ns: int
     end_ns: int
     spans: tuple[Span, ...]
-    events: tuple[TraceEvent, ...] = ()
+    trace_events: tuple[TraceEvent, ...] = ()
+    """The normalised v2 events of the call, in order (a span's own point-in-time
+    events are `Span.events`)."""
     root_run_id: str | None = None
 
     @property

@@ -70,7 +70,7 @@ def test_spans_read_back_equal_the_captured_spans(tmp_path: Path) -> None:
     assert [t.trace_id for t in read] == [t.trace_id for t in cap.traces]
     for written, captured in zip(read, cap.traces, strict=True):
         assert written.spans == captured.spans
-        assert written.events == captured.events
+        assert written.trace_events == captured.trace_events
         assert written.status == captured.status == "ok"
 
 

@@ -42,7 +42,7 @@ def test_random_records_written_then_read_are_equal(data: st.DataObject, tmp_pat
     path.write_bytes(b"".join(encode_line(r) for r in [*written_events, *written_spans]))
     (read,) = read_traces(path)
     assert list(read.spans) == written_spans
-    assert list(read.events) == written_events
+    assert list(read.trace_events) == written_events
 
 
 def chain() -> object:
@@ -134,7 +134,7 @@ def test_reexport_keeps_ids_and_timestamps(tmp_path: Path) -> None:
         assert reexport(path, [second]) == 1
     (original,), (copied,) = read_traces(path), read_traces(copy)
     assert copied.spans == original.spans
-    assert copied.events == original.events
+    assert copied.trace_events == original.trace_events
     assert json.loads(copy.read_text().splitlines()[0])["type"] == "trace_start"
 
 

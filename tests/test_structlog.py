@@ -79,7 +79,7 @@ def test_exporter_reports_errors_and_leaves_out_content_when_asked() -> None:
         raise KeyError("missing")
 
     with capture_logs() as logs:
-        exporter = StructlogExporter(include_content=False)
+        exporter = StructlogExporter(capture_content=False)
         with pytest.raises(KeyError):
             trace(RunnableLambda(boom), exporters=[exporter]).invoke("secret words")
         assert exporter.force_flush(5)

@@ -68,7 +68,7 @@ def test_key_from_the_environment_appears_nowhere_it_was_sent(
     for span in cap.spans:
         assert openai_key not in repr(span)
         assert "hunter2" not in repr(span)
-    for event in (e for t in cap.traces for e in t.events):
+    for event in (e for t in cap.traces for e in t.trace_events):
         assert openai_key not in repr(event)
     exported = otel_spans.get_finished_spans()
     assert exported, "no OpenTelemetry span was exported"
@@ -135,7 +135,7 @@ def test_a_secret_split_across_streamed_chunks_is_not_recorded(tmp_path: Path) -
     (written,) = read_traces(path)
     streamed = [
         chunk
-        for event in written.events
+        for event in written.trace_events
         if event.kind == "stream"
         for _, chunk in event.data["chunks"]
     ]
