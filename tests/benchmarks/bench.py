@@ -41,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from per_call import PerCallResult, per_call, per_call_targets
 from workloads import QUICK, WORKLOADS, Workload
 
 PEER_ROUNDS = 2
@@ -386,6 +387,11 @@ def main() -> None:
         action="store_true",
         help="only the lcel-trace command rows (start-up; show, stats... on 2,000 traces)",
     )
+    parser.add_argument(
+        "--per-call",
+        action="store_true",
+        help="only the per-call rows (invoke, ainvoke, batch/abatch of 50; sustained loop)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("TRACER", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -408,6 +414,16 @@ def main() -> None:
         if args.markdown:
             args.markdown.write_text(f"{header}\n\n{section}\n", encoding="utf-8")
         return
+    if args.per_call:
+        result = per_call(
+            quick=args.quick,
+            blocks=args.blocks if args.blocks != 2 else None,
+            peers=not args.no_peers,
+        )
+        sections += per_call_sections(result)
+        if args.markdown:
+            args.markdown.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+        return
     for name in names:
         workload = {**WORKLOADS, **QUICK}[name]
         rounds = args.rounds or (2 if args.quick else default_rounds(workload))
@@ -427,15 +443,33 @@ def main() -> None:
         )
         print(f"\n{section}", flush=True)
         sections.append(section)
+    per_call_result = None
+    if not args.workloads:  # the per-call rows run with the whole suite
+        per_call_result = per_call(quick=args.quick, peers=not (args.quick or args.no_peers))
+        for section in (per_call_result.table, per_call_result.sustained):
+            print(f"\n{section}", flush=True)
+            sections.append(section)
     if not args.quick:
         section = cli_section(3)
         print(f"\n{section}", flush=True)
         sections.append(section)
-    verdicts = "### Targets\n\n" + "\n".join(f"- {v}" for v in targets(results, peer_ratios))
+    lines = targets(results, peer_ratios)
+    if per_call_result is not None:
+        lines += per_call_targets(per_call_result)
+    verdicts = "### Targets\n\n" + "\n".join(f"- {v}" for v in lines)
     print(f"\n{verdicts}")
     sections.append(verdicts)
     if args.markdown:
         args.markdown.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
+def per_call_sections(result: PerCallResult) -> list[str]:
+    """Print and return the per-call tables and their targets (`--per-call`)."""
+    verdicts = "### Targets (per call)\n\n" + "\n".join(f"- {v}" for v in per_call_targets(result))
+    out = [result.table, result.sustained, verdicts]
+    for section in out:
+        print(f"\n{section}", flush=True)
+    return out
 
 
 def profile(workload: Workload, entry: str) -> None:
