@@ -39,15 +39,29 @@ WRITER = textwrap.dedent(
 )
 
 
+def has_trace_end(path: Path, scanned: list[int]) -> bool:
+    """Whether a whole `trace_end` line was written (reading only what is new)."""
+    with path.open("rb") as file:
+        file.seek(max(0, scanned[0] - 32))  # a marker may straddle the last read
+        data = file.read()
+    scanned[0] += len(data) - min(32, scanned[0])
+    return b'"trace_end"' in data
+
+
 def kill_writer_mid_run(path: Path, min_bytes: int) -> None:
+    """SIGKILL the writer once `path` holds `min_bytes` and at least one finished trace
+    (on a busy machine the first trace may still be streaming at any byte count)."""
     with subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
     ) as child:
         try:
             assert child.stdout is not None
             assert child.stdout.readline().strip() == "ready"
-            while not path.exists() or path.stat().st_size < min_bytes:
+            scanned = [0]
+            ended = False
+            while not path.exists() or path.stat().st_size < min_bytes or not ended:
                 assert child.poll() is None, "writer died on its own"
+                ended = ended or (path.exists() and has_trace_end(path, scanned))
                 time.sleep(0.01)
             os.kill(child.pid, signal.SIGKILL)
         finally:

@@ -76,14 +76,17 @@ async def test_aclose_and_wait_for_timeout_and_task_cancel_all_end_as_cancelled(
         await anext(stream)  # type: ignore[call-overload]
         await stream.aclose()  # type: ignore[attr-defined]
 
+        streaming = asyncio.Event()
+
         async def consume() -> None:
             async for _ in traced.astream("go"):
-                pass
+                streaming.set()
 
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(consume(), timeout=0.05)
+        streaming.clear()
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.02)
+        await streaming.wait()  # cancelled mid-stream, not before it started
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
