@@ -6,16 +6,13 @@ Public names are imported on first use (PEP 562), so `import lcel_trace` and the
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lcel_trace._capture import Capture, capture
     from lcel_trace.export import ExporterStats, exporter_stats, flush_all
-    from lcel_trace.instrument import instrument as instrument  # not yet pinned in __all__
-    from lcel_trace.instrument import uninstrument as uninstrument
+    from lcel_trace.instrumentation import instrument, uninstrument
     from lcel_trace.span import (
         Record,
         Span,
@@ -47,7 +44,9 @@ __all__ = [
     "capture",
     "exporter_stats",
     "flush_all",
+    "instrument",
     "trace",
+    "uninstrument",
 ]
 
 _HOMES = {
@@ -56,8 +55,8 @@ _HOMES = {
     "ExporterStats": "lcel_trace.export",
     "exporter_stats": "lcel_trace.export",
     "flush_all": "lcel_trace.export",
-    "instrument": "lcel_trace.instrument",
-    "uninstrument": "lcel_trace.instrument",
+    "instrument": "lcel_trace.instrumentation",
+    "uninstrument": "lcel_trace.instrumentation",
     **dict.fromkeys(
         (
             "Record",
@@ -90,17 +89,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_HOMES})
-
-
-class _Package(ModuleType):
-    """`lcel_trace.instrument` is the function, as `lcel_trace.capture` is: the import
-    system binds each loaded submodule on its package, and this keeps the function there
-    (`from lcel_trace.instrument import ...` still reaches the module)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "instrument" and isinstance(value, ModuleType):
-            value = value.instrument
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -19,7 +19,7 @@ from typing import Any
 
 from lcel_trace._log import log
 from lcel_trace.export import SpanExporter
-from lcel_trace.instrument import instrument
+from lcel_trace.instrumentation import instrument
 from lcel_trace.wrapper import tracing_disabled
 
 __all__ = ["configure_from_env"]

@@ -36,7 +36,7 @@ def test_public_names_import_on_first_use() -> None:
     probe = (
         "import sys, lcel_trace\n"
         "assert 'langchain_core' not in sys.modules\n"
-        "from lcel_trace.instrument import is_instrumented\n"
+        "from lcel_trace.instrumentation import is_instrumented\n"
         "for name in [*lcel_trace.__all__, 'instrument', 'uninstrument']:\n"
         "    exec(f'from lcel_trace import {name}')\n"
         "    assert getattr(lcel_trace, name) is not None, name\n"
@@ -46,4 +46,4 @@ def test_public_names_import_on_first_use() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["lcel_trace._capture", "lcel_trace.instrument"]
+    assert done.stdout.split() == ["lcel_trace._capture", "lcel_trace.instrumentation"]

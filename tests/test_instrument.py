@@ -30,7 +30,7 @@ from langchain_core.runnables import (
 import lcel_trace
 from lcel_trace import Span, capture, trace
 from lcel_trace.export import processor_for
-from lcel_trace.instrument import ENTRY_POINTS, is_instrumented
+from lcel_trace.instrumentation import ENTRY_POINTS, is_instrumented
 from lcel_trace.recorder import recorder_of
 from lcel_trace.replay import read_traces
 
@@ -405,7 +405,7 @@ def test_auto_with_jsonl_path_writes_every_outermost_call(tmp_path: Path) -> Non
 def test_auto_without_settings_traces_nothing(tmp_path: Path) -> None:
     done = _run(
         CHAIN_APP
-        + "\nfrom lcel_trace.instrument import is_instrumented\nprint(is_instrumented())\n",
+        + "\nfrom lcel_trace.instrumentation import is_instrumented\nprint(is_instrumented())\n",
         {},
         tmp_path,
     )

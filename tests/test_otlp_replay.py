@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,12 @@ def test_opentelemetry_instrument_exports_the_chain_through_the_entry_point(
                 OTEL_METRICS_EXPORTER="none",
                 OTEL_LOGS_EXPORTER="none",
                 OTEL_SERVICE_NAME="app",
+                # only ours: the benchmark extra installs other LangChain instrumentors
+                OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=",".join(
+                    e.name
+                    for e in entry_points(group="opentelemetry_instrumentor")
+                    if e.name != "lcel_trace"
+                ),
             ),
             capture_output=True,
             text=True,
@@ -216,7 +223,7 @@ def test_instrumentor_instruments_and_uninstruments() -> None:
     from langchain_core.runnables import Runnable
     from opentelemetry.sdk.trace import TracerProvider
 
-    from lcel_trace.instrument import LcelTraceInstrumentor, is_instrumented
+    from lcel_trace.instrumentation import LcelTraceInstrumentor, is_instrumented
 
     original = Runnable.invoke
     instrumentor = LcelTraceInstrumentor()

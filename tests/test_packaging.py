@@ -29,7 +29,9 @@ def test_public_names_are_pinned() -> None:
         "capture",
         "exporter_stats",
         "flush_all",
+        "instrument",
         "trace",
+        "uninstrument",
     ]
     assert sorted(lcel_trace.exporters.__all__) == [
         "BaseExporter",
