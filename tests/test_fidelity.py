@@ -150,6 +150,10 @@ def plain_outcome(runnable: Runnable[Any, Any], value: Any, mode: str, **kwargs:
         return (type(exc), str(exc))
 
 
+INTERLEAVED_STREAMS = {"parallel two deep"}
+"""Cases whose streamed chunks come from concurrent branches, in whatever order they finish."""
+
+
 def comparable(value: Any) -> Any:
     if isinstance(value, list):
         return [comparable(v) for v in value]
@@ -345,7 +349,12 @@ ASYNC_ONLY_BROKEN = {"sync, async, generator and async generator lambdas"}
 def test_span_tree_equals_langchains_run_tree_and_output_is_unchanged(case: str, mode: str) -> None:
     build, value = MATRIX[case]
     outcome, recorded, runs = run_both(build(), value, mode)
-    assert comparable(outcome) == comparable(plain_outcome(build(), value, mode))
+    plain = plain_outcome(build(), value, mode)
+    if case in INTERLEAVED_STREAMS and mode in ("stream", "astream"):
+        # parallel branches stream as they finish: LangChain's own order varies run to run
+        assert sorted(map(repr, comparable(outcome))) == sorted(map(repr, comparable(plain)))
+    else:
+        assert comparable(outcome) == comparable(plain)
     assert_matches_oracle(recorded, runs)
 
 
