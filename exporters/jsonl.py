@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, RecordChunks, warn_once
 from lcel_trace.records import encode_line
@@ -63,6 +64,7 @@ class JsonlExporter(BaseExporter):
     def on_batch(self, records: Sequence[Record]) -> None:
         """Encode one hand-off and append it with a single write."""
         lines = []
+        memo: dict[Any, Any] = {}  # content shared by records of this batch, converted once
         for record in records:
             if isinstance(record, TraceStart):
                 self._roots[record.trace_id] = record.root_run_id
@@ -73,7 +75,7 @@ class JsonlExporter(BaseExporter):
             ):
                 continue
             try:
-                lines.append(encode_line(record, self.max_value_chars))
+                lines.append(encode_line(record, self.max_value_chars, memo))
             except Exception as exc:
                 warn_once("jsonl_encode_failed", path=str(self.path), error=repr(exc))
             if not isinstance(record, (TraceStart, TraceEvent, Span)):

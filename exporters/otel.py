@@ -104,6 +104,7 @@ class OtelExporter(BaseExporter):
         self.chunk_events = chunk_events
         self.max_chunk_events = max_chunk_events
         self.record_chunks = "all" if chunk_events else "none"
+        self.record_events = False  # spans (and, with chunk_events, stream records) only
         self.conventions = options.conventions
         self.session_keys = options.session_keys
         self.user_keys = options.user_keys

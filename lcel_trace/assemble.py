@@ -170,8 +170,8 @@ class SpanAssembler:
             parent_ids=event.parent_ids,
         )
         builder = _SpanBuilder(identity=identity, parent_id=parent_id, start_ns=event.ts_ns)
-        if "input" in data:
-            builder.inputs = data["input"]
+        if "input" in data:  # as it was when the run started
+            builder.inputs = self._redactor.content(data["input"])
             builder.has_inputs = True
         if self._aggregate_root and run_id == self.root_run_id:
             builder.chunks = []
@@ -188,7 +188,7 @@ class SpanAssembler:
         steps only report at their end."""
         builder = self._open.get(event.run_id)
         if builder is not None and not builder.has_inputs and "input" in event.data:
-            builder.inputs = event.data["input"]
+            builder.inputs = self._redactor.content(event.data["input"])
             builder.has_inputs = True
         return builder
 
@@ -237,7 +237,7 @@ class SpanAssembler:
             end_ns=max(end_ns, builder.start_ns),
             status=status,
             error=error,
-            inputs=redactor.content(builder.inputs),
+            inputs=builder.inputs,  # redacted when recorded
             outputs=redactor.content(outputs),
             tags=identity.tags,
             metadata=identity.metadata,

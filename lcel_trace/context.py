@@ -8,6 +8,7 @@ sampling verdict, and the OpenTelemetry span the trace hangs under.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -108,12 +109,20 @@ def otel_parent() -> OtelParent | None:
     return OtelParent(format(context.trace_id, "032x"), format(context.span_id, "016x"))
 
 
+_ids = random.Random()  # seeded from os.urandom; private, so random.seed() cannot repeat ids
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)
+
+
 def new_trace_id() -> str:
-    """32 lowercase hex digits, never all zeros (OpenTelemetry's rule)."""
+    """32 lowercase hex digits, never all zeros (OpenTelemetry's rule).
+
+    From a private generator seeded by the OS, as OpenTelemetry's own ids are: no system
+    call per trace, which would hand the GIL to the exporter threads mid-call."""
     while True:
-        trace_id = os.urandom(16).hex()
-        if trace_id != "0" * 32:
-            return trace_id
+        trace_id = _ids.getrandbits(128)
+        if trace_id:
+            return f"{trace_id:032x}"
 
 
 def is_sampled(trace_id: str, rate: float) -> bool:

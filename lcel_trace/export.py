@@ -84,6 +84,9 @@ class ExporterHooks(Protocol):
     - `on_trace_start(start)`, `on_event(event)`, `on_trace_end(end)`: one record each.
     - `on_idle()`: the worker thread is about to sleep for lack of work (close files).
     - `record_chunks`: whose stream chunks to hand over ("none", "root", "all").
+    - `record_events`: False when the exporter ignores start, end, error and custom
+      event records (`on_event` only for stream chunks): traces that export only to
+      such exporters skip building them.
     - `max_queue`: how many records may wait before batches are dropped.
     All hooks run on the exporter's worker thread.
     """
@@ -113,6 +116,7 @@ class ExporterCapabilities:
     on_idle: bool
     chunk_level: int
     max_queue: int
+    events: bool = True
 
     @classmethod
     def of(cls, exporter: SpanExporter) -> ExporterCapabilities:
@@ -126,6 +130,10 @@ class ExporterCapabilities:
             on_idle=callable(getattr(exporter, "on_idle", None)),
             chunk_level=_CHUNK_LEVELS.get(str(record_chunks), 0),
             max_queue=max_queue if isinstance(max_queue, int) and max_queue > 0 else 0,
+            events=bool(getattr(exporter, "record_events", True))
+            and callable(
+                getattr(exporter, "on_batch", None) or getattr(exporter, "on_event", None)
+            ),
         )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from lcel_trace.serialize import from_jsonable, to_jsonable
+from lcel_trace.serialize import ESCAPE_KEY, convert, from_jsonable, to_jsonable
 from lcel_trace.span import (
     EVENT_KINDS,
     RUN_TYPES,
@@ -32,17 +32,58 @@ RECORD_TYPES: frozenset[str] = frozenset(("trace_start", "event", "span", "trace
 MAX_INT = 2**63
 
 
-def encode_line(record: Record, max_value_chars: int | None = None) -> bytes:
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_line(
+    record: Record, max_value_chars: int | None = None, memo: dict[Any, Any] | None = None
+) -> bytes:
     """One record as one compact UTF-8 JSON line, newline included; content strings
-    longer than `max_value_chars` characters are cut with a visible marker."""
-    line = to_line(record, max_value_chars)
-    text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8", errors="replace") + b"\n"
+    longer than `max_value_chars` characters are cut with a visible marker.
+
+    `memo` (one per batch of records, which keep its values alive) lets a content value
+    that several records share (an event's output and the span it ends) be converted once.
+    """
+    line = to_line(record, max_value_chars, memo)
+    return _ENCODER.encode(line).encode("utf-8", errors="replace") + b"\n"
 
 
-def to_line(record: Record, max_value_chars: int | None = None) -> dict[str, Any]:
+def _content(value: Any, max_value_chars: int | None, memo: dict[Any, Any] | None) -> Any:
+    """A span's inputs or outputs (never raises)."""
+    if memo is None or value is None or isinstance(value, (str, int, float)):
+        return to_jsonable(value, max_value_chars)
+    hit = memo.get((id(value), 0))
+    if hit is None or hit[0] is not value:
+        hit = memo[(id(value), 0)] = (value, to_jsonable(value, max_value_chars))
+    return hit[1]
+
+
+def _data(data: Mapping[str, Any], max_value_chars: int | None, memo: dict[Any, Any] | None) -> Any:
+    """An event's data: as `to_jsonable(data)`, its values converted once per batch."""
+    if memo is None or type(data) is not dict or "lc" in data or ESCAPE_KEY in data:
+        return to_jsonable(data, max_value_chars)
+    out = {}
+    try:
+        for key, value in data.items():
+            if type(key) is not str:
+                return to_jsonable(data, max_value_chars)
+            if value is None or isinstance(value, (str, int, float)):
+                out[key] = convert(value, max_value_chars, 1)
+                continue
+            hit = memo.get((id(value), 1))
+            if hit is None or hit[0] is not value:
+                hit = memo[(id(value), 1)] = (value, convert(value, max_value_chars, 1))
+            out[key] = hit[1]
+    except Exception:
+        return to_jsonable(data, max_value_chars)  # its never-raising form of the whole
+    return out
+
+
+def to_line(
+    record: Record, max_value_chars: int | None = None, memo: dict[Any, Any] | None = None
+) -> dict[str, Any]:
     if isinstance(record, Span):
-        return _span_line(record, max_value_chars)
+        return _span_line(record, max_value_chars, memo)
     if isinstance(record, TraceEvent):
         return {
             "type": "event",
@@ -55,7 +96,7 @@ def to_line(record: Record, max_value_chars: int | None = None) -> dict[str, Any
             "run_type": record.run_type,
             "tags": list(record.tags),
             "metadata": to_jsonable(record.metadata, max_value_chars),
-            "data": to_jsonable(record.data, max_value_chars),
+            "data": _data(record.data, max_value_chars, memo),
             "ts_ns": record.ts_ns,
         }
     if isinstance(record, TraceStart):
@@ -82,7 +123,9 @@ def to_line(record: Record, max_value_chars: int | None = None) -> dict[str, Any
     }
 
 
-def _span_line(span: Span, max_value_chars: int | None) -> dict[str, Any]:
+def _span_line(
+    span: Span, max_value_chars: int | None, memo: dict[Any, Any] | None = None
+) -> dict[str, Any]:
     usage = span.usage
     return {
         "type": "span",
@@ -95,8 +138,8 @@ def _span_line(span: Span, max_value_chars: int | None) -> dict[str, Any]:
         "end_ns": span.end_ns,
         "status": span.status,
         "error": _error_line(span.error),
-        "inputs": to_jsonable(span.inputs, max_value_chars),
-        "outputs": to_jsonable(span.outputs, max_value_chars),
+        "inputs": _content(span.inputs, max_value_chars, memo),
+        "outputs": _content(span.outputs, max_value_chars, memo),
         "tags": list(span.tags),
         "metadata": to_jsonable(span.metadata, max_value_chars),
         "chunk_count": span.chunk_count,

@@ -567,6 +567,12 @@ class Redactor:
         """A stream chunk: as `content`, but never remembered (there are many)."""
         return Redactor.content(self, value)
 
+    def open_instant(self) -> None:
+        """Start one recording instant (see `_MemoRedactor`); nothing to do here."""
+
+    def close_instant(self) -> None:
+        """End the recording instant."""
+
     def for_one_trace(self) -> Redactor:
         """A redactor that remembers its results by object identity for one trace: the
         same input object reaches an event and a span, and is scrubbed only once."""
@@ -597,17 +603,38 @@ class _MemoRedactor(Redactor):
     remembered: a container is walked again each time (its strings still remembered),
     so a value changed between two recordings is recorded as it was each time."""
 
-    __slots__ = ("_memo",)
+    __slots__ = ("_instant", "_memo")
 
     def __init__(self, redact: Redact | None, *, capture_content: bool) -> None:
         super().__init__(redact, capture_content=capture_content)
         self._memo: dict[int, tuple[str, str]] = {}
+        self._instant: dict[int, tuple[Any, Any]] | None = None
 
     def content(self, value: Any) -> Any:
         if not self.capture_content or value is None:
             return None
+        instant = self._instant
+        if instant is None:
+            cleaned = scrub(value, text=self._text)
+            return self._apply_user(cleaned) if self._user is not None else cleaned
+        hit = instant.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
         cleaned = scrub(value, text=self._text)
-        return self._apply_user(cleaned) if self._user is not None else cleaned
+        if self._user is not None:
+            cleaned = self._apply_user(cleaned)
+        instant[id(value)] = (value, cleaned)  # holding `value` keeps its id unique
+        return cleaned
+
+    def open_instant(self) -> None:
+        """Until `close_instant`, a value is scrubbed once and every record made from it
+        shares the snapshot: one event's record and the span that event ends see the
+        same value at the same moment."""
+        self._instant = {}
+
+    def close_instant(self) -> None:
+        """Values may change from here on: forget the snapshots of this instant."""
+        self._instant = None
 
     def _text(self, text: str) -> str:
         if len(text) < 256:  # cheaper to scan than to remember

@@ -25,7 +25,7 @@ from langchain_core.load import Serializable, dumpd, load
 from pydantic import BaseModel
 
 MAX_DEPTH = 64
-_ESCAPE_KEY = "__lcel_escaped__"
+_ESCAPE_KEY = ESCAPE_KEY = "__lcel_escaped__"
 
 # Data classes a reader may rebuild: messages and chunks, documents, prompt values,
 # generations. Nothing that runs code, holds secrets or talks to the network.
@@ -66,6 +66,13 @@ def to_jsonable(value: Any, max_str: int | None = None) -> Any:
         return {"__unserializable__": _safe_repr(value), "reason": repr(exc)}
 
 
+def convert(value: Any, max_str: int | None = None, depth: int = 0) -> Any:
+    """`to_jsonable` for a value found `depth` levels down in another, raising on
+    failure, so a caller converting a structure piece by piece can fall back to the
+    whole (the same result as `to_jsonable` of the whole, piece for piece)."""
+    return _convert(value, depth, trusted=False, max_str=max_str)
+
+
 def truncate(text: str, limit: int | None) -> str:
     """`text` cut to its first `limit` characters plus `…[truncated N chars]`, N the
     characters left out; unchanged when it fits or `limit` is None.
@@ -78,6 +85,21 @@ def truncate(text: str, limit: int | None) -> str:
 
 
 def _convert(value: Any, depth: int, *, trusted: bool, max_str: int | None) -> Any:
+    kind = type(value)  # exact built-in types first: most of what a trace holds
+    if kind is str:
+        return value if max_str is None or len(value) <= max_str else truncate(value, max_str)
+    if kind is dict and depth < MAX_DEPTH:
+        converted = {
+            (k if type(k) is str else str(k)): _convert(
+                v, depth + 1, trusted=trusted, max_str=max_str
+            )
+            for k, v in value.items()
+        }
+        if not trusted and ("lc" in converted or _ESCAPE_KEY in converted):
+            return {_ESCAPE_KEY: converted}
+        return converted
+    if kind is list and depth < MAX_DEPTH:
+        return [_convert(v, depth + 1, trusted=trusted, max_str=max_str) for v in value]
     if isinstance(value, str):
         return truncate(value, max_str)
     if value is None or isinstance(value, (bool, int)):

@@ -26,7 +26,7 @@ from lcel_trace.assemble import RunIdentity, SpanAssembler
 from lcel_trace.clock import now_ns
 from lcel_trace.context import TraceOptions
 from lcel_trace.normalise import error_message, is_cancellation
-from lcel_trace.redact import scrub, scrub_text
+from lcel_trace.redact import Redactor, scrub, scrub_text
 from lcel_trace.serialize import qualified_name
 from lcel_trace.span import (
     Record,
@@ -50,6 +50,8 @@ _SCRUB_CONTEXT_CHARS = 4096
 _HOLD_CHARS = 256
 """Text kept back at a mid-stream hand-off, so a secret cut there is seen whole."""
 ChunkSink = Callable[[str, int, Any], None]
+_NO_CONTENT = Redactor(capture_content=False)
+"""For spans nobody receives (no exporter, no capture): their content is never read."""
 
 
 def chunk_text(chunk: Any) -> str | None:
@@ -159,9 +161,14 @@ class TraceSession:
         self._record_root_chunks = options.record_root_chunks or bool(self._captures)
         self._record_all_chunks = options.record_all_chunks
         self._keep_records = bool(self._processors)
+        # Event records are built only when an exporter (or a capture) reads them;
+        # span content is redacted only when someone receives the spans at all.
+        self._keep_events = bool(self._captures) or any(
+            p.capabilities.events for p in self._processors
+        )
         self._assembler = SpanAssembler(
             trace_id,
-            redactor=self._redactor,
+            redactor=self._redactor if self._keep_records or self._captures else _NO_CONTENT,
             root_parent_id=otel_parent_span_id,
             root_run_id=root_run_id,
         )
@@ -201,11 +208,15 @@ class TraceSession:
                 self._begin(event)
             if event.kind in ("end", "error") and event.run_id in self._chunks:
                 self._flush_chunks(event.run_id, final=True)
-            if self._keep_records or self._captures:
-                self._append(self._redacted(event))
-            else:  # nobody reads the event itself: count it, skip building its record
-                self._event_count += 1
-            span = self._assembler.feed(event)
+            self._redactor.open_instant()  # the event's record and its span share content
+            try:
+                if self._keep_events:
+                    self._append(self._redacted(event))
+                else:  # nobody reads the event itself: count it, skip building its record
+                    self._event_count += 1
+                span = self._assembler.feed(event)
+            finally:
+                self._redactor.close_instant()
             if span is not None:
                 self._spans.append(span)
                 self._append(span)
@@ -439,4 +450,16 @@ class TraceSession:
                 cleaned[key] = redactor.content(value)
             else:  # request parameters and the like: secrets out, kept without content
                 cleaned[key] = scrub(value)
-        return dataclasses.replace(event, data=cleaned)
+        return TraceEvent(
+            event.trace_id,
+            event.kind,
+            event.event,
+            event.run_id,
+            event.parent_ids,
+            event.name,
+            event.run_type,
+            event.tags,
+            event.metadata,
+            cleaned,
+            event.ts_ns,
+        )
