@@ -126,3 +126,56 @@ def test_otel_exporter_pointed_at_a_closed_port_changes_nothing() -> None:
     returns_within(otel.shutdown, 30)
     assert exporter_stats(otel).failed_calls == 0  # the SDK absorbs the dead collector
     provider.shutdown()
+
+
+def test_traces_whose_records_were_dropped_leave_no_state_behind_in_the_exporters(
+    tmp_path: object,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from lcel_trace.exporters import JsonlExporter, OtelExporter
+
+    gate = threading.Event()
+
+    class Blocking(OtelExporter):
+        def on_trace_start(self, start: object) -> None:  # type: ignore[override]
+            gate.wait(30)
+            super().on_trace_start(start)  # type: ignore[arg-type]
+
+    otel = Blocking(TracerProvider(), max_queue=40)
+    jsonl = JsonlExporter(f"{tmp_path}/runs.jsonl", max_queue=40)
+    traced = trace(chain(), exporters=[otel, jsonl])
+    for _ in range(30):  # far more than a 40-record queue holds while the exporter waits
+        assert traced.invoke({"q": "x"}) == ANSWER
+    assert exporter_stats(otel).dropped_records > 0
+    gate.set()
+    assert otel.force_flush(30)
+    assert jsonl.force_flush(30)
+    # every trace's start and end got through, so nothing is kept for a trace that ended
+    assert dict(otel._pending) == {}
+    assert jsonl._roots == {}
+    otel.shutdown()
+    jsonl.shutdown()
+
+
+def test_an_exception_whose_str_raises_costs_its_message_not_the_trace() -> None:
+    from langchain_core.runnables import RunnableLambda
+
+    from lcel_trace import capture
+
+    class UnprintableError(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no message for you")
+
+    def fail(_: object) -> None:
+        raise UnprintableError
+
+    with capture() as cap, pytest.raises(UnprintableError):
+        trace(RunnableLambda(fail, name="fail")).invoke(1)
+    (recorded,) = cap.traces
+    assert recorded.status == "error"
+    span = recorded.span("fail")
+    assert span.status == "error"
+    assert span.error is not None
+    assert span.error.type.endswith("UnprintableError")
+    assert "__str__ raised" in span.error.message
