@@ -59,6 +59,12 @@ class EventSink(Protocol):
     def identity(self, run_id: str) -> RunIdentity | None: ...
 
 
+_TokenTarget = tuple[str, bool, Callable[[str, int, Any], None]] | None
+"""Per model run: its id text, whether it is a chat model, its chunk sink (None when
+its tokens are counted elsewhere)."""
+_UNSEEN: Any = object()
+
+
 def _guarded(method: F) -> F:
     """A recorder bug must never reach the chain: log it (with traceback) and count it."""
     where = method.__name__
@@ -130,6 +136,7 @@ class Recorder(BaseCallbackHandler):
         self._name_run_types = name_run_types
         self._root_counted_elsewhere = root_counted_elsewhere
         self._tapped: set[str] = set()
+        self._token_targets: dict[UUID, _TokenTarget] = {}
 
     @property
     def trace_id(self) -> str:
@@ -345,21 +352,31 @@ class Recorder(BaseCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        key = str(run_id)
-        if key in self._tapped or (self._root_counted_elsewhere and key == self.sink.root_run_id):
+        # The per-token hot path: who the run is and where its chunks go, looked up once.
+        target = self._token_targets.get(run_id, _UNSEEN)
+        if target is _UNSEEN:
+            target = self._token_targets[run_id] = self._token_target(run_id)
+        if target is None:
             return
-        identity = self.sink.identity(key)
-        if identity is None:
-            return
+        key, is_chat, sink = target
         if isinstance(chunk, ChatGenerationChunk):
             value: Any = chunk.message
         elif chunk is not None:
             value = chunk
-        elif identity.run_type == "chat_model":
+        elif is_chat:
             value = AIMessageChunk(content=token)
         else:
             value = GenerationChunk(text=token if isinstance(token, str) else "")
-        self.sink.chunk(key, now_ns(), value)
+        sink(key, now_ns(), value)
+
+    def _token_target(self, run_id: UUID) -> _TokenTarget:
+        key = str(run_id)
+        if key in self._tapped or (self._root_counted_elsewhere and key == self.sink.root_run_id):
+            return None
+        identity = self.sink.identity(key)
+        if identity is None:
+            return None
+        return key, identity.run_type == "chat_model", self.sink.chunk_sink(key)
 
     @_guarded
     def on_custom_event(

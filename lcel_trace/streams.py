@@ -84,7 +84,10 @@ class TracedIterator(_TraceEnding, Iterator[T], Generic[T]):
         except BaseException as exc:
             self._end(exc)
             raise
-        if self._count_root:
+        sink = self._root_sink
+        if sink is not None:
+            sink(self._root_id, now_ns(), item)
+        elif self._count_root:
             self._count(item)
         return item
 
@@ -145,7 +148,10 @@ class TracedAsyncIterator(_TraceEnding, AsyncIterator[T], Generic[T]):
         except BaseException as exc:
             self._end(exc)
             raise
-        if self._count_root:
+        sink = self._root_sink
+        if sink is not None:
+            sink(self._root_id, now_ns(), item)
+        elif self._count_root:
             self._count(item)
         if self._observe is not None:
             try:
