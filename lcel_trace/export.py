@@ -92,6 +92,7 @@ class ExporterHooks(Protocol):
     """
 
     record_chunks: RecordChunks
+    record_events: bool
     max_queue: int
 
     def on_batch(self, records: Sequence[Record]) -> None: ...
