@@ -14,7 +14,7 @@ import enum
 import math
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from pathlib import PurePath
 from typing import Any
@@ -23,6 +23,7 @@ from langchain_core import messages, outputs, prompt_values
 from langchain_core.documents import Document
 from langchain_core.load import Serializable, dumpd, load
 from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
 MAX_DEPTH = 64
 _ESCAPE_KEY = ESCAPE_KEY = "__lcel_escaped__"
@@ -52,6 +53,171 @@ _ALLOWED_CLASSES: tuple[type[Serializable], ...] = (
     outputs.ChatGeneration,
     outputs.ChatGenerationChunk,
 )
+
+
+# Types `lc_dump` writes itself; anything else, or anything it meets that it does not
+# handle exactly as LangChain does, goes through `dumpd`. ChatGeneration is left out:
+# `dumpd` rewrites a parsed model inside one before serialising it.
+_DIRECT_CLASSES: frozenset[type] = frozenset(
+    cls
+    for cls in _ALLOWED_CLASSES
+    if not issubclass(cls, (outputs.ChatGeneration, outputs.ChatGenerationChunk))
+)
+_LC_ESCAPED_KEY = "__lc_escaped__"
+_JSON_KEY_TYPES = (str, int, float, bool, type(None))
+# Below this, `_convert` would also cut the strings of the form itself ("constructor",
+# class ids), which `_direct` writes as they are.
+_SHORTEST_CUT = 64
+
+
+class _NotDirectError(Exception):
+    """`lc_dump` met something it does not write exactly as `dumpd`: use `dumpd`."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Plan:
+    """What `Serializable.to_json` reads from a class, read once: its id, each field's
+    (required, excluded, default factory, default), and the `lc_attributes` getters in
+    the order `to_json` merges them."""
+
+    lc_id: tuple[str, ...]
+    fields: dict[str, tuple[bool, bool, Any, Any]]
+    attribute_getters: tuple[Callable[[Any], dict[str, Any]], ...]
+
+
+_PLANS: dict[type, _Plan | None] = {}
+
+
+def lc_dump(value: Any) -> Any:
+    """Exactly `dumpd(value)`, written directly for LangChain's messages, chunks,
+    documents and prompt values (without `dumpd`'s per-field introspection); `dumpd`
+    for anything else."""
+    if type(value) in _DIRECT_CLASSES:
+        try:
+            return _direct(value, 0, None, finish=False)
+        except _NotDirectError:
+            pass
+    return dumpd(value)
+
+
+def _plan(cls: type) -> _Plan | None:
+    """The class's `_Plan`, or None when `to_json` could do more than it records
+    (secrets, deprecated attributes, attributes that are not properties)."""
+    if cls in _PLANS:
+        return _PLANS[cls]
+    plan = None
+    try:
+        plan = _make_plan(cls)
+    finally:
+        _PLANS[cls] = plan
+    return plan
+
+
+def _make_plan(cls: type) -> _Plan | None:
+    if not (issubclass(cls, Serializable) and cls.is_lc_serializable()):
+        return None
+    mro = cls.__mro__
+    steps = mro[: mro.index(Serializable)]
+    if any(hasattr(c, a) for c in steps for a in ("lc_namespace", "lc_serializable")):
+        return None
+    base_secrets = Serializable.__dict__["lc_secrets"]
+    base_attributes = Serializable.__dict__["lc_attributes"]
+    getters: list[Callable[[Any], dict[str, Any]]] = []
+    for i in range(len(steps) + 1):  # `to_json` reads each through super() of each step
+        after = mro if i == 0 else mro[i:]
+        secrets = next(c.__dict__["lc_secrets"] for c in after if "lc_secrets" in c.__dict__)
+        attributes = next(
+            c.__dict__["lc_attributes"] for c in after if "lc_attributes" in c.__dict__
+        )
+        if secrets is not base_secrets or not isinstance(attributes, property):
+            return None
+        if attributes is not base_attributes and attributes.fget is not None:
+            getters.append(attributes.fget)
+    fields = {}
+    for name, field in cls.model_fields.items():
+        default = field.get_default()
+        if default is PydanticUndefined and field.default_factory is not None:
+            default = None
+        fields[name] = (field.is_required(), bool(field.exclude), field.default_factory, default)
+    return _Plan(tuple(cls.lc_id()), fields, tuple(getters))
+
+
+def _direct(obj: Any, depth: int, max_str: int | None, *, finish: bool) -> dict[str, Any]:
+    """`dumpd(obj)`; with `finish`, already as `_convert` (trusted, from `depth`) makes
+    it JSON-safe, in one pass. `_NotDirectError` for anything it cannot write exactly so."""
+    plan = _PLANS[type(obj)] if type(obj) in _PLANS else _plan(type(obj))
+    if plan is None or depth + 3 >= MAX_DEPTH:
+        raise _NotDirectError
+    fields = plan.fields
+    kwargs: dict[str, Any] = {}
+    for key, value in obj.__dict__.items():
+        spec = fields.get(key)
+        if spec is None:
+            continue
+        required, excluded, factory, default = spec
+        if not required:
+            try:
+                truthy = bool(value)
+            except Exception:
+                truthy = False
+            if not truthy:
+                if factory is dict and isinstance(value, dict):
+                    continue
+                if factory is list and isinstance(value, list):
+                    continue
+                try:
+                    differs = bool(default != value)  # as LangChain compares
+                except Exception:
+                    raise _NotDirectError from None
+                if not differs:
+                    continue
+        if not excluded:
+            kwargs[key] = value
+    for getter in plan.attribute_getters:
+        kwargs.update(getter(obj))
+    return {
+        "lc": 1,
+        "type": "constructor",
+        "id": list(plan.lc_id),
+        "kwargs": {
+            k: _direct_value(v, depth + 2, max_str, finish=finish) for k, v in kwargs.items()
+        },
+    }
+
+
+def _direct_value(value: Any, depth: int, max_str: int | None, *, finish: bool) -> Any:
+    """LangChain's `_serialize_value` of a constructor argument (with `finish`, JSON-safe
+    as `_convert` leaves it), or `_NotDirectError`."""
+    kind = type(value)
+    if kind is str:
+        if finish and max_str is not None and len(value) > max_str:
+            return truncate(value, max_str)
+        return value
+    if kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return repr(value) if finish and not math.isfinite(value) else value
+    if depth + 1 >= MAX_DEPTH:
+        raise _NotDirectError
+    if kind is dict:
+        for key in value:
+            if type(key) not in _JSON_KEY_TYPES:
+                raise _NotDirectError
+        if "lc" in value or (len(value) == 1 and _LC_ESCAPED_KEY in value):
+            if finish:
+                value = _convert(value, depth + 1, trusted=True, max_str=max_str)
+            return {_LC_ESCAPED_KEY: value}
+        if finish:
+            return {
+                (k if type(k) is str else str(k)): _direct_value(v, depth + 1, max_str, finish=True)
+                for k, v in value.items()
+            }
+        return {k: _direct_value(v, depth + 1, max_str, finish=False) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_direct_value(v, depth + 1, max_str, finish=finish) for v in value]
+    if kind in _DIRECT_CLASSES:
+        return _direct(value, depth, max_str, finish=finish)
+    raise _NotDirectError
 
 
 def to_jsonable(value: Any, max_str: int | None = None) -> Any:
@@ -109,6 +275,11 @@ def _convert(value: Any, depth: int, *, trusted: bool, max_str: int | None) -> A
     if depth >= MAX_DEPTH:
         return "<max depth>"
     if isinstance(value, Serializable) and value.is_lc_serializable():
+        if type(value) in _DIRECT_CLASSES and (max_str is None or max_str >= _SHORTEST_CUT):
+            try:
+                return _direct(value, depth + 1, max_str, finish=True)
+            except _NotDirectError:
+                pass
         return _convert(dumpd(value), depth + 1, trusted=True, max_str=max_str)
     if isinstance(value, Mapping):
         converted = {
