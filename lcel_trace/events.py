@@ -178,6 +178,24 @@ async def _aclose(source: AsyncIterator[Any]) -> None:
         report_internal_error("trace_events.aclose", exc)
 
 
+def _as_started(event: TraceEvent, sink: EventSink) -> TraceEvent:
+    """A v2 event repeats its run's name, tags and metadata on every event: after the
+    start, use the ones the session scrubbed then, so no later event carries a secret
+    the start's was cleaned of."""
+    if event.kind == "start":
+        return event
+    identity = sink.identity(event.run_id)
+    if identity is None:
+        return event
+    return dataclasses.replace(
+        event,
+        name=identity.name,
+        tags=identity.tags,
+        metadata=identity.metadata,
+        parent_ids=identity.parent_ids,
+    )
+
+
 class _Router:
     """Sends each event to the trace of its root run. Never raises into the stream."""
 
@@ -244,7 +262,8 @@ class _Router:
         if event_name.endswith("_stream"):
             session.chunk(run_id, ts, (raw.get("data") or {}).get("chunk"))
             return
-        session.feed(normalise(raw, session.trace_id, ts, self._options.name_run_types))
+        event = normalise(raw, session.trace_id, ts, self._options.name_run_types)
+        session.feed(_as_started(event, session))
         if run_id == root and event_name.endswith(("_end", "_error")):
             del self._sessions[root]
             if self._v1_root == root:
@@ -329,7 +348,7 @@ class _Join:
             return
         event = normalise(raw, self.sink.trace_id, ts, options.name_run_types)
         event = dataclasses.replace(event, parent_ids=(*self.prefix, *event.parent_ids))
-        self.sink.feed(event)
+        self.sink.feed(_as_started(event, self.sink))
         if event.kind == "start":
             if self.sink.identity(run_id) is None:  # the recorder saw it start and end
                 self.joined.discard(run_id)

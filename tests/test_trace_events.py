@@ -254,3 +254,20 @@ async def test_a_traced_sub_chain_inside_a_trace_events_stream_records_one_trace
     (recorded,) = cap.traces
     # outer sequence, its two lambdas, the sub-chain and its prompt and model: once each
     assert len({s.span_id for s in recorded.spans}) == len(recorded.spans) == 6
+
+
+async def test_secrets_in_metadata_repeated_by_later_events_are_scrubbed_too(
+    tmp_path: Any,
+) -> None:
+    from lcel_trace.exporters import JsonlExporter
+
+    chain = RunnableLambda(lambda x: x, name="echo").with_config(
+        metadata={"api_key": "sk-live-abcdefghijklmnopqrstuvwxyz"}
+    )
+    path = tmp_path / "events.jsonl"
+    with JsonlExporter(path) as jsonl:
+        async for _ in trace_events(chain.astream_events("hi", version="v2"), exporters=[jsonl]):
+            pass
+    text = path.read_text()
+    assert '"echo"' in text
+    assert "abcdefghijklmnopqrstuvwxyz" not in text
