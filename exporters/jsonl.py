@@ -1,12 +1,13 @@
 """`JsonlExporter`: traces as `lcel-trace/1` JSON lines in a file.
 
 Each hand-off from a traced call is encoded on the exporter's own thread and written
-with a single `write` to a file opened in append mode, so every write holds whole
-lines: concurrent traces, and several exporters or processes sharing one file, never
-split a line. Durability: lines reach the operating system at every hand-off (each
-trace end, and every half second while a long run streams); with `fsync=True` they
-are also forced to disk before the next hand-off is taken. A process killed mid-write
-leaves at most one partial last line, which readers report and skip.
+to a file opened in append mode with one `write` (hand-offs that queued up meanwhile
+share it, up to a megabyte of lines), so every write holds whole lines: concurrent
+traces, and several exporters or processes sharing one file, never split a line.
+Durability: lines reach the operating system at every hand-off (each trace end, and
+every half second while a long run streams); with `fsync=True` they are also forced to
+disk before the next hand-off is taken. A process killed mid-write leaves at most one
+partial last line, which readers report and skip.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from lcel_trace.span import Record, Span, TraceEvent, TraceStart
 __all__ = ["DEFAULT_MAX_VALUE_CHARS", "JsonlExporter"]
 DEFAULT_MAX_VALUE_CHARS = 1_000_000
 """Longest string written as is; longer ones are cut, ending in `…[truncated N chars]`."""
+WRITE_MAX_BYTES = 1 << 20
+"""Lines gathered into one `write` before it is made (a line is never split)."""
 
 
 class JsonlExporter(BaseExporter):
@@ -62,8 +65,10 @@ class JsonlExporter(BaseExporter):
             raise OSError(f"cannot open trace file {self.path}: {parent} is not a writable folder")
 
     def on_batch(self, records: Sequence[Record]) -> None:
-        """Encode one hand-off and append it with a single write."""
-        lines = []
+        """Encode the hand-offs and append them with a single write (one per
+        `WRITE_MAX_BYTES` of lines, when they come to more)."""
+        lines: list[bytes] = []
+        size = 0
         memo: dict[Any, Any] = {}  # content shared by records of this batch, converted once
         for record in records:
             if isinstance(record, TraceStart):
@@ -75,14 +80,23 @@ class JsonlExporter(BaseExporter):
             ):
                 continue
             try:
-                lines.append(encode_line(record, self.max_value_chars, memo))
+                line = encode_line(record, self.max_value_chars, memo)
             except Exception as exc:
                 warn_once("jsonl_encode_failed", path=str(self.path), error=repr(exc))
+            else:
+                lines.append(line)
+                size += len(line)
+                if size >= WRITE_MAX_BYTES:
+                    self._write_lines(lines)
+                    lines, size = [], 0
             if not isinstance(record, (TraceStart, TraceEvent, Span)):
                 self._roots.pop(record.trace_id, None)
         if lines:
-            self._write(b"".join(lines))
-            self.lines_written += len(lines)
+            self._write_lines(lines)
+
+    def _write_lines(self, lines: list[bytes]) -> None:
+        self._write(b"".join(lines))
+        self.lines_written += len(lines)
 
     def export(self, spans: Sequence[Span]) -> None:
         self.on_batch(spans)

@@ -29,6 +29,7 @@ from lcel_trace._log import log, report_internal_error, warn_once
 from lcel_trace.span import Record, Span, TraceEnd, TraceEvent, TraceStart
 
 __all__ = [
+    "COALESCE_MAX_RECORDS",
     "DEFAULT_MAX_QUEUE",
     "BaseExporter",
     "ExportProcessor",
@@ -47,6 +48,8 @@ DEFAULT_MAX_QUEUE = 100_000
 """Records (and recorded chunks) an exporter may have waiting before batches are dropped."""
 EXIT_FLUSH_TIMEOUT_S = 5.0
 """How long interpreter exit waits, in total, for every exporter to drain and flush."""
+COALESCE_MAX_RECORDS = 2048
+"""Queued hand-offs an `on_batch` exporter takes in one call, up to this weight."""
 WORKER_IDLE_S = 2.0
 """A worker thread with nothing to do for this long exits (and its exporter is told)."""
 
@@ -79,8 +82,9 @@ class ExporterHooks(Protocol):
     """Optional members of an exporter, read once when it is first attached.
 
     - `on_batch(records)`: takes each hand-off whole, in order (trace starts, events,
-      spans, trace ends as they happened); when present, the per-type hooks and
-      `export` are not called.
+      spans, trace ends as they happened); hand-offs that queued up while the exporter
+      was busy come together in one call (at most `COALESCE_MAX_RECORDS` records, or
+      one larger hand-off). When present, the per-type hooks and `export` are not called.
     - `on_trace_start(start)`, `on_event(event)`, `on_trace_end(end)`: one record each.
     - `on_idle()`: the worker thread is about to sleep for lack of work (close files).
     - `record_chunks`: whose stream chunks to hand over ("none", "root", "all").
@@ -260,7 +264,7 @@ class ExportProcessor:
                     self._cond.wait(WORKER_IDLE_S)
                 batch: Sequence[Record] | None = None
                 if self._queue:
-                    batch, weight = self._queue.popleft()
+                    batch, weight = self._take()
                     self._queued_records -= weight
                     self._in_flight += 1
             if batch is not None:
@@ -281,6 +285,20 @@ class ExportProcessor:
                 self._thread = None  # a later submit starts a new worker
                 self._cond.notify_all()
                 return
+
+    def _take(self) -> tuple[Sequence[Record], int]:
+        """The next hand-off; for an `on_batch` exporter, with the ones queued behind it
+        (up to `COALESCE_MAX_RECORDS`), so a busy exporter catches up in fewer calls."""
+        batch, weight = self._queue.popleft()
+        queue = self._queue
+        if not queue or not self.capabilities.on_batch:
+            return batch, weight
+        merged = list(batch)
+        while queue and weight + queue[0][1] <= COALESCE_MAX_RECORDS:
+            more, more_weight = queue.popleft()
+            merged.extend(more)
+            weight += more_weight
+        return merged, weight
 
     def _deliver(self, batch: Sequence[Record]) -> None:
         caps = self.capabilities

@@ -174,7 +174,7 @@ class Recorder(BaseCallbackHandler):
                 name=name,
                 run_type=run_type_of(family, name, self._name_run_types),
                 tags=tuple(tags or ()),
-                metadata=dict(metadata or {}),
+                metadata=metadata if metadata is not None else {},  # the session snapshots it
                 data=data,
                 ts_ns=now_ns(),
             )

@@ -23,7 +23,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
@@ -446,6 +446,13 @@ def scrub(value: Any, depth: int = 0, text: Callable[[str], str] = scrub_text) -
     value when it was recorded, whatever the caller changes later; immutable objects
     left unchanged are reused. Anything nested more than MAX_DEPTH levels down becomes
     TOO_DEEP. `text` scrubs each string (a per-trace memo passes its own)."""
+    kind = type(value)  # exact built-in types first: most of what a trace holds
+    if kind is str:
+        return text(value)
+    if value is None or kind is int or kind is bool or kind is float:
+        return value
+    if kind is dict and depth < MAX_DEPTH:
+        return _scrub_mapping(value, depth, text)
     if isinstance(value, str):
         return text(value)
     if value is None or isinstance(value, (bool, int, float, bytes)):
@@ -475,6 +482,27 @@ def scrub(value: Any, depth: int = 0, text: Callable[[str], str] = scrub_text) -
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _scrub_dataclass(value, depth, text)
     return value
+
+
+def scrub_flat_mapping(value: dict[str, Any]) -> dict[str, Any]:
+    """`scrub(value)` for run metadata: a fresh dict, its result remembered when every
+    key is a string and every value a short string, a number or None (the usual run
+    metadata: `ls_provider`, `ls_model_name`...), so repeated metadata costs a look-up."""
+    if not value:
+        return {}
+    items = tuple(value.items())
+    for key, item in items:
+        kind = type(item)
+        if type(key) is not str or not (
+            (kind is str and len(item) <= 64) or item is None or kind in (int, bool, float)
+        ):
+            return cast("dict[str, Any]", scrub(value))
+    return dict(_scrub_flat_items(items))
+
+
+@lru_cache(maxsize=1024)
+def _scrub_flat_items(items: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    return tuple(scrub(dict(items)).items())
 
 
 def _secret_field(name: Any, value: Any) -> bool:

@@ -11,7 +11,6 @@ and delivers the finished `Trace` to the active `capture()` blocks.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable
 from importlib import metadata as importlib_metadata
@@ -26,7 +25,7 @@ from lcel_trace.assemble import RunIdentity, SpanAssembler
 from lcel_trace.clock import now_ns
 from lcel_trace.context import TraceOptions
 from lcel_trace.normalise import error_message, is_cancellation
-from lcel_trace.redact import Redactor, scrub, scrub_text
+from lcel_trace.redact import Redactor, scrub, scrub_flat_mapping, scrub_text
 from lcel_trace.serialize import qualified_name
 from lcel_trace.span import (
     Record,
@@ -423,13 +422,23 @@ class TraceSession:
             processor.submit(batch)
 
     def _scrubbed_identity(self, event: TraceEvent) -> TraceEvent:
-        """Run names, tags and metadata leave the process too: scrub them once, at start."""
-        name = scrub_text(event.name)
-        tags = tuple(scrub_text(tag) for tag in event.tags)
-        metadata = scrub(event.metadata)
-        if name is event.name and metadata is event.metadata and tags == event.tags:
-            return event
-        return dataclasses.replace(event, name=name, tags=tags, metadata=metadata)
+        """Run names, tags and metadata leave the process too: scrub them once, at start
+        (the metadata as a snapshot of its own)."""
+        return TraceEvent(
+            event.trace_id,
+            event.kind,
+            event.event,
+            event.run_id,
+            event.parent_ids,
+            scrub_text(event.name),
+            event.run_type,
+            tuple(scrub_text(tag) for tag in event.tags) if event.tags else (),
+            scrub_flat_mapping(event.metadata)
+            if type(event.metadata) is dict
+            else scrub(event.metadata),
+            event.data,
+            event.ts_ns,
+        )
 
     def _redacted(self, event: TraceEvent) -> TraceEvent:
         data = event.data

@@ -1,0 +1,75 @@
+"""The per-call path's shortcuts keep their guarantees: queued hand-offs reach an
+`on_batch` exporter together, whole and in order, within a bound; remembered run
+metadata is still scrubbed and still a snapshot of its own."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from lcel_trace.export import COALESCE_MAX_RECORDS, BaseExporter, ExportProcessor
+from lcel_trace.redact import REDACTED, scrub, scrub_flat_mapping
+from lcel_trace.span import Record, TraceEnd, TraceStart
+
+
+class _Gate(BaseExporter):
+    """Blocks in its first `on_batch` until released, then records every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.calls: list[list[Record]] = []
+
+    def on_batch(self, records: Sequence[Record]) -> None:
+        self.entered.set()
+        self.release.wait(5)
+        self.calls.append(list(records))
+
+    def export(self, spans: Sequence[Any]) -> None:
+        self.on_batch(spans)
+
+
+def _hand_off(n: int) -> tuple[Record, ...]:
+    trace_id = f"{n:032x}"
+    return (
+        TraceStart(trace_id, "t", 1, "r", None, {}, None),
+        TraceEnd(trace_id, "ok", 2, 0, 0, None),
+    )
+
+
+def test_queued_hand_offs_reach_on_batch_together_whole_and_in_order() -> None:
+    exporter = _Gate()
+    processor = ExportProcessor(exporter)
+    hand_offs = [_hand_off(n) for n in range(COALESCE_MAX_RECORDS)]
+    processor.submit(hand_offs[0])
+    assert exporter.entered.wait(5)
+    for batch in hand_offs[1:]:  # queue up behind the busy exporter
+        processor.submit(batch)
+    exporter.release.set()
+    assert processor.drain(5)
+    processor.close(5)
+    assert [r for call in exporter.calls for r in call] == [r for b in hand_offs for r in b]
+    assert len(exporter.calls) == 3  # the first, then two bounded groups
+    assert all(len(call) <= COALESCE_MAX_RECORDS for call in exporter.calls)
+    assert all(len(call) % 2 == 0 for call in exporter.calls)  # hand-offs never split
+
+
+def test_flat_metadata_is_scrubbed_and_a_fresh_snapshot_each_time() -> None:
+    metadata = {"ls_provider": "openai", "api_key": "sk-live-abc123", "n": 1}
+    first = scrub_flat_mapping(metadata)
+    second = scrub_flat_mapping(metadata)
+    assert first == second == scrub(metadata)
+    assert first["api_key"] == REDACTED
+    assert first is not second
+    assert first is not metadata
+    first["ls_provider"] = "changed"
+    assert scrub_flat_mapping(metadata)["ls_provider"] == "openai"
+
+
+def test_nested_metadata_is_scrubbed_as_before() -> None:
+    metadata = {"user": {"password": "hunter2"}, "tags": ["a"]}
+    cleaned = scrub_flat_mapping(metadata)
+    assert cleaned == scrub(metadata)
+    assert cleaned["user"] is not metadata["user"]
