@@ -145,3 +145,32 @@ def test_a_secret_split_across_streamed_chunks_is_not_recorded(tmp_path: Path) -
     assert "[REDACTED]" in recorded
     assert recorded.endswith("say thanks to everyone involved here")
     assert token not in path.read_text()
+
+
+def test_run_names_trace_names_and_model_request_parameters_are_scrubbed(
+    tmp_path: Path,
+) -> None:
+    from langchain_core.runnables import RunnableLambda
+    from langchain_openai import ChatOpenAI
+
+    from lcel_trace.exporters import JsonlExporter
+    from lcel_trace.testing.openai_server import OpenAIServer
+
+    secret = "sk-" + "q" * 40
+    path = tmp_path / "names.jsonl"
+    with OpenAIServer(["fine"]) as server, JsonlExporter(path) as jsonl:
+        model = ChatOpenAI(
+            base_url=server.base_url,
+            api_key="test",
+            model="fake-gpt",
+            model_kwargs={"user": f"token {secret}"},
+            extra_body={"api_key": secret},
+        )
+        step = RunnableLambda(lambda x: x, name=f"step {secret}")
+        traced = trace(step | model, exporters=[jsonl], name=f"job {secret}")
+        with capture() as cap:
+            assert traced.invoke("hi").content == "fine"
+    text = path.read_text()
+    assert "extra_body" in text or "api_key" in text  # the parameters were recorded
+    assert secret not in text
+    assert secret not in repr(cap.traces)
