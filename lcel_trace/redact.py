@@ -486,23 +486,46 @@ def scrub(value: Any, depth: int = 0, text: Callable[[str], str] = scrub_text) -
 
 def scrub_flat_mapping(value: dict[str, Any]) -> dict[str, Any]:
     """`scrub(value)` for run metadata: a fresh dict, its result remembered when every
-    key is a string and every value a short string, a number or None (the usual run
-    metadata: `ls_provider`, `ls_model_name`...), so repeated metadata costs a look-up."""
+    key is a string and every value a short string, a number, None or a dict of those
+    (the usual run metadata: `ls_provider`, `ls_model_name`, `lc_versions`...), so
+    repeated metadata costs a look-up. Nested dicts come back fresh too."""
     if not value:
         return {}
-    items = tuple(value.items())
-    for key, item in items:
+    items = _flat_items(value, nested=True)
+    if items is None:
+        return cast("dict[str, Any]", scrub(value))
+    return {
+        key: (dict(item) if type(item) is tuple else item) for key, item in _scrub_flat_items(items)
+    }
+
+
+def _flat_items(value: dict[Any, Any], *, nested: bool) -> tuple[tuple[str, Any], ...] | None:
+    """`value`'s items as a hashable key (a nested dict as a tuple of its items), or
+    None when it holds anything but short strings, numbers, None (and flat dicts)."""
+    out = []
+    for key, item in value.items():
         kind = type(item)
-        if type(key) is not str or not (
-            (kind is str and len(item) <= 64) or item is None or kind in (int, bool, float)
-        ):
-            return cast("dict[str, Any]", scrub(value))
-    return dict(_scrub_flat_items(items))
+        if type(key) is not str:
+            return None
+        if kind is dict and nested:
+            inner = _flat_items(item, nested=False)
+            if inner is None:
+                return None
+            out.append((key, inner))
+        elif (kind is str and len(item) <= 64) or item is None or kind in (int, bool, float):
+            out.append((key, item))
+        else:
+            return None
+    return tuple(out)
 
 
 @lru_cache(maxsize=1024)
 def _scrub_flat_items(items: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
-    return tuple(scrub(dict(items)).items())
+    """The scrubbed items (a dict, nested or redacted to {}, as a tuple of its items)."""
+    scrubbed = scrub({key: dict(item) if type(item) is tuple else item for key, item in items})
+    return tuple(
+        (key, tuple(item.items()) if type(item) is dict else item) for key, item in scrubbed.items()
+    )
 
 
 def _secret_field(name: Any, value: Any) -> bool:

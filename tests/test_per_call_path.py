@@ -73,3 +73,24 @@ def test_nested_metadata_is_scrubbed_as_before() -> None:
     cleaned = scrub_flat_mapping(metadata)
     assert cleaned == scrub(metadata)
     assert cleaned["user"] is not metadata["user"]
+
+
+def test_metadata_with_one_level_of_flat_dicts_is_remembered_and_fresh() -> None:
+    metadata = {
+        "ls_provider": "openai",
+        "lc_versions": {"langchain-core": "1.0"},
+        "user": {"password": "hunter2", "id": 3},
+        "credentials": {"a": "b"},
+        "empty": {},
+    }
+    first = scrub_flat_mapping(metadata)
+    second = scrub_flat_mapping(metadata)
+    assert first == second == scrub(metadata)
+    assert first["user"]["password"] == REDACTED
+    assert first["credentials"] == scrub(metadata)["credentials"]
+    assert first["lc_versions"] is not second["lc_versions"]
+    assert first["lc_versions"] is not metadata["lc_versions"]
+    first["lc_versions"]["langchain-core"] = "changed"
+    assert scrub_flat_mapping(metadata)["lc_versions"] == {"langchain-core": "1.0"}
+    deeper = {"a": {"b": {"password": "hunter2"}}}
+    assert scrub_flat_mapping(deeper) == scrub(deeper)
