@@ -24,7 +24,16 @@ from lcel_trace.normalise import (
 )
 from lcel_trace.redact import Redactor
 from lcel_trace.serialize import qualified_name
-from lcel_trace.span import RunType, Span, SpanError, SpanEvent, Status, TraceEvent, Usage
+from lcel_trace.span import (
+    RunType,
+    Span,
+    SpanError,
+    SpanEvent,
+    Status,
+    TraceEvent,
+    Usage,
+    quick_init,
+)
 
 __all__ = ["MAX_AGGREGATED_CHUNKS", "RunIdentity", "SpanAssembler"]
 
@@ -33,6 +42,7 @@ MAX_AGGREGATED_CHUNKS = 10_000
 beyond this the output of an unfinished run is cut short (memory stays bounded)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunIdentity:
     """Who a running run is: what every event of that run repeats."""

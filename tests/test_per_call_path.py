@@ -94,3 +94,30 @@ def test_metadata_with_one_level_of_flat_dicts_is_remembered_and_fresh() -> None
     assert scrub_flat_mapping(metadata)["lc_versions"] == {"langchain-core": "1.0"}
     deeper = {"a": {"b": {"password": "hunter2"}}}
     assert scrub_flat_mapping(deeper) == scrub(deeper)
+
+
+def test_records_built_by_quick_init_keep_dataclass_semantics() -> None:
+    import dataclasses
+    import inspect
+    import pickle
+
+    import pytest
+
+    from lcel_trace.assemble import RunIdentity
+    from lcel_trace.span import Span, TraceEvent, TraceStart
+
+    event = TraceEvent("t", "start", "on_chain_start", "r", (), "n", "chain", (), {}, {}, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.name = "x"  # type: ignore[misc]
+    assert dataclasses.replace(event, name="z").name == "z"
+    assert pickle.loads(pickle.dumps(event)) == event
+    first, second = TraceStart("t", "n", 1, "r"), TraceStart("t", "n", 1, "r")
+    assert first == second
+    assert first.versions is not second.versions  # fresh default factories
+    span = Span("t", "s", None, "n", "chain", 1, 2, "ok")
+    assert span.tags == ()
+    assert span.metadata == {}
+    assert span.attributes is not span.metadata
+    assert list(inspect.signature(Span).parameters) == [f.name for f in dataclasses.fields(Span)]
+    with pytest.raises(TypeError):
+        RunIdentity("r", "chain", "n", "chain", (), {})  # type: ignore[call-arg]
