@@ -14,7 +14,6 @@ so the wrapper attaches it only where that cannot change behaviour (see `wrapper
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -39,7 +38,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., None])
 
 
 class EventSink(Protocol):
@@ -63,20 +61,6 @@ _TokenTarget = tuple[str, bool, Callable[[str, int, Any], None]] | None
 """Per model run: its id text, whether it is a chat model, its chunk sink (None when
 its tokens are counted elsewhere)."""
 _UNSEEN: Any = object()
-
-
-def _guarded(method: F) -> F:
-    """A recorder bug must never reach the chain: log it (with traceback) and count it."""
-    where = method.__name__
-
-    @functools.wraps(method)
-    def guarded(self: Recorder, *args: Any, **kwargs: Any) -> None:
-        try:
-            method(self, *args, **kwargs)
-        except Exception as exc:
-            report_internal_error(f"recorder.{where}", exc)
-
-    return guarded  # type: ignore[return-value]
 
 
 def _run_name(name: str | None, serialized: Mapping[str, Any] | None) -> str:
@@ -202,7 +186,6 @@ class Recorder(BaseCallbackHandler):
 
     # -- starts ---------------------------------------------------------------------
 
-    @_guarded
     def on_chain_start(
         self,
         serialized: dict[str, Any] | None,
@@ -216,12 +199,16 @@ class Recorder(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        # Streamed steps start with the placeholder {"input": ""}: v2 leaves it out.
-        data: dict[str, Any] = {} if inputs == {"input": ""} else {"input": inputs}
-        family = run_type or "chain"
-        self._open(family, run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
+        try:
+            # Streamed steps start with the placeholder {"input": ""}: v2 leaves it out.
+            data: dict[str, Any] = {} if inputs == {"input": ""} else {"input": inputs}
+            family = run_type or "chain"
+            self._open(
+                family, run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
+            )
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_chain_start", exc)
 
-    @_guarded
     def on_chat_model_start(
         self,
         serialized: dict[str, Any] | None,
@@ -234,11 +221,13 @@ class Recorder(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        data = self._model_start_data({"messages": messages}, kwargs)
-        name = _run_name(name, serialized)
-        self._open("chat_model", run_id, parent_run_id, name, tags, metadata, data)
+        try:
+            data = self._model_start_data({"messages": messages}, kwargs)
+            name = _run_name(name, serialized)
+            self._open("chat_model", run_id, parent_run_id, name, tags, metadata, data)
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_chat_model_start", exc)
 
-    @_guarded
     def on_llm_start(
         self,
         serialized: dict[str, Any] | None,
@@ -251,8 +240,13 @@ class Recorder(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        data = self._model_start_data({"prompts": prompts}, kwargs)
-        self._open("llm", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
+        try:
+            data = self._model_start_data({"prompts": prompts}, kwargs)
+            self._open(
+                "llm", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
+            )
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_llm_start", exc)
 
     @staticmethod
     def _model_start_data(inputs: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -261,7 +255,6 @@ class Recorder(BaseCallbackHandler):
             data["invocation_params"] = kwargs["invocation_params"]
         return data
 
-    @_guarded
     def on_tool_start(
         self,
         serialized: dict[str, Any] | None,
@@ -275,12 +268,16 @@ class Recorder(BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        data: dict[str, Any] = {"input": inputs if inputs is not None else input_str}
-        if kwargs.get("tool_call_id"):
-            data["tool_call_id"] = kwargs["tool_call_id"]
-        self._open("tool", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data)
+        try:
+            data: dict[str, Any] = {"input": inputs if inputs is not None else input_str}
+            if kwargs.get("tool_call_id"):
+                data["tool_call_id"] = kwargs["tool_call_id"]
+            self._open(
+                "tool", run_id, parent_run_id, _run_name(name, serialized), tags, metadata, data
+            )
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_tool_start", exc)
 
-    @_guarded
     def on_retriever_start(
         self,
         serialized: dict[str, Any] | None,
@@ -293,57 +290,75 @@ class Recorder(BaseCallbackHandler):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        data = {"input": {"query": query}}
-        name = _run_name(name, serialized)
-        self._open("retriever", run_id, parent_run_id, name, tags, metadata, data)
+        try:
+            data = {"input": {"query": query}}
+            name = _run_name(name, serialized)
+            self._open("retriever", run_id, parent_run_id, name, tags, metadata, data)
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_retriever_start", exc)
 
     # -- ends and errors -------------------------------------------------------------
 
-    @_guarded
     def on_chain_end(self, outputs: Any, *, run_id: UUID, inputs: Any = None, **kw: Any) -> None:
-        data: dict[str, Any] = {"output": outputs}
-        if inputs is not None:
-            data["input"] = inputs
-        self._close(run_id, "end", data)
+        try:
+            data: dict[str, Any] = {"output": outputs}
+            if inputs is not None:
+                data["input"] = inputs
+            self._close(run_id, "end", data)
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_chain_end", exc)
 
-    @_guarded
     def on_chain_error(
         self, error: BaseException, *, run_id: UUID, inputs: Any = None, **kw: Any
     ) -> None:
-        data: dict[str, Any] = {"error": error}
-        if inputs is not None:
-            data["input"] = inputs
-        self._close(run_id, "error", data)
+        try:
+            data: dict[str, Any] = {"error": error}
+            if inputs is not None:
+                data["input"] = inputs
+            self._close(run_id, "error", data)
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_chain_error", exc)
 
-    @_guarded
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        identity = self.sink.identity(str(run_id))
-        if identity is not None:
-            self._close(run_id, "end", {"output": _llm_output(response, identity.run_type)})
+        try:
+            identity = self.sink.identity(str(run_id))
+            if identity is not None:
+                self._close(run_id, "end", {"output": _llm_output(response, identity.run_type)})
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_llm_end", exc)
 
-    @_guarded
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._close(run_id, "error", {"error": error})
+        try:
+            self._close(run_id, "error", {"error": error})
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_llm_error", exc)
 
-    @_guarded
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._close(run_id, "end", {"output": output})
+        try:
+            self._close(run_id, "end", {"output": output})
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_tool_end", exc)
 
-    @_guarded
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._close(run_id, "error", {"error": error})
+        try:
+            self._close(run_id, "error", {"error": error})
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_tool_error", exc)
 
-    @_guarded
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._close(run_id, "end", {"output": documents})
+        try:
+            self._close(run_id, "end", {"output": documents})
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_retriever_end", exc)
 
-    @_guarded
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._close(run_id, "error", {"error": error})
+        try:
+            self._close(run_id, "error", {"error": error})
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_retriever_error", exc)
 
     # -- stream chunks and custom events ------------------------------------------------
 
-    @_guarded
     def on_llm_new_token(
         self,
         token: Any,
@@ -352,22 +367,25 @@ class Recorder(BaseCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        # The per-token hot path: who the run is and where its chunks go, looked up once.
-        target = self._token_targets.get(run_id, _UNSEEN)
-        if target is _UNSEEN:
-            target = self._token_targets[run_id] = self._token_target(run_id)
-        if target is None:
-            return
-        key, is_chat, sink = target
-        if isinstance(chunk, ChatGenerationChunk):
-            value: Any = chunk.message
-        elif chunk is not None:
-            value = chunk
-        elif is_chat:
-            value = AIMessageChunk(content=token)
-        else:
-            value = GenerationChunk(text=token if isinstance(token, str) else "")
-        sink(key, now_ns(), value)
+        try:
+            # The per-token hot path: who the run is and where its chunks go, looked up once.
+            target = self._token_targets.get(run_id, _UNSEEN)
+            if target is _UNSEEN:
+                target = self._token_targets[run_id] = self._token_target(run_id)
+            if target is None:
+                return
+            key, is_chat, sink = target
+            if isinstance(chunk, ChatGenerationChunk):
+                value: Any = chunk.message
+            elif chunk is not None:
+                value = chunk
+            elif is_chat:
+                value = AIMessageChunk(content=token)
+            else:
+                value = GenerationChunk(text=token if isinstance(token, str) else "")
+            sink(key, now_ns(), value)
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_llm_new_token", exc)
 
     def _token_target(self, run_id: UUID) -> _TokenTarget:
         key = str(run_id)
@@ -378,7 +396,6 @@ class Recorder(BaseCallbackHandler):
             return None
         return key, identity.run_type == "chat_model", self.sink.chunk_sink(key)
 
-    @_guarded
     def on_custom_event(
         self,
         name: str,
@@ -389,23 +406,26 @@ class Recorder(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        key = str(run_id)
-        identity = self.sink.identity(key)
-        self.sink.feed(
-            TraceEvent(
-                trace_id=self.sink.trace_id,
-                kind="custom",
-                event="on_custom_event",
-                run_id=key,
-                parent_ids=(*identity.parent_ids, key) if identity is not None else (),
-                name=name,
-                run_type="custom",
-                tags=tuple(tags or ()),
-                metadata=dict(metadata or {}),
-                data={"data": data},
-                ts_ns=now_ns(),
+        try:
+            key = str(run_id)
+            identity = self.sink.identity(key)
+            self.sink.feed(
+                TraceEvent(
+                    trace_id=self.sink.trace_id,
+                    kind="custom",
+                    event="on_custom_event",
+                    run_id=key,
+                    parent_ids=(*identity.parent_ids, key) if identity is not None else (),
+                    name=name,
+                    run_type="custom",
+                    tags=tuple(tags or ()),
+                    metadata=dict(metadata or {}),
+                    data={"data": data},
+                    ts_ns=now_ns(),
+                )
             )
-        )
+        except Exception as exc:  # a recorder bug must never reach the chain
+            report_internal_error("recorder.on_custom_event", exc)
 
     # LangChain copies configs (and their handler lists) freely: stay one object.
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Recorder:
