@@ -121,3 +121,28 @@ def test_records_built_by_quick_init_keep_dataclass_semantics() -> None:
     assert list(inspect.signature(Span).parameters) == [f.name for f in dataclasses.fields(Span)]
     with pytest.raises(TypeError):
         RunIdentity("r", "chain", "n", "chain", (), {})  # type: ignore[call-arg]
+
+
+def test_encode_line_is_the_stdlib_encoding_byte_for_byte() -> None:
+    import json
+    import math
+
+    import pytest
+
+    from lcel_trace.records import _dumps, encode_line, to_line
+    from lcel_trace.span import Span, TraceEvent
+
+    data = {"input": {"text": 'héllo \u2028 "q" \\ \U0001f99c', "n": [1, 2.5, None, True]}}
+    event = TraceEvent(
+        "t", "start", "on_chain_start", "r", ("p",), "n", "chain", ("x",), {}, data, 1
+    )
+    span = Span("t", "s", None, "n", "chain", 1, 2, "ok", inputs=data, outputs="ü")
+    for record in (event, span):
+        expected = json.dumps(
+            to_line(record), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+        assert encode_line(record) == expected.encode("utf-8") + b"\n"
+    with pytest.raises(ValueError, match="JSON compliant"):
+        _dumps({"x": math.nan})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        _dumps({"x": object()})
