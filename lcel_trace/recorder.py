@@ -50,6 +50,19 @@ class EventSink(Protocol):
 
     def feed(self, event: TraceEvent) -> None: ...
 
+    def feed_start(
+        self,
+        event: str,
+        run_id: str,
+        parent_ids: tuple[str, ...],
+        name: str,
+        run_type: RunType,
+        tags: list[str] | None,
+        metadata: Any,
+        data: dict[str, Any],
+        ts_ns: int,
+    ) -> None: ...
+
     def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None: ...
 
     def chunk_sink(self, run_id: str) -> Callable[[str, int, Any], None]: ...
@@ -148,20 +161,16 @@ class Recorder(BaseCallbackHandler):
                 parent_ids = (parent_id,)
             # else: a parent this trace never saw (a LangSmith @traceable function between
             # two runnables): the assembler adopts the run under the root and says so
-        self.sink.feed(
-            TraceEvent(
-                trace_id=self.sink.trace_id,
-                kind="start",
-                event=f"on_{family}_start",
-                run_id=str(run_id),
-                parent_ids=parent_ids,
-                name=name,
-                run_type=run_type_of(family, name, self._name_run_types),
-                tags=tuple(tags or ()),
-                metadata=metadata if metadata is not None else {},  # the session snapshots it
-                data=data,
-                ts_ns=now_ns(),
-            )
+        self.sink.feed_start(  # the session scrubs and snapshots name, tags and metadata
+            f"on_{family}_start",
+            str(run_id),
+            parent_ids,
+            name,
+            run_type_of(family, name, self._name_run_types),
+            tags,
+            metadata,
+            data,
+            now_ns(),
         )
 
     def _close(self, run_id: UUID, kind: EventKind, data: dict[str, Any]) -> None:

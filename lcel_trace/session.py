@@ -29,6 +29,7 @@ from lcel_trace.redact import Redactor, scrub, scrub_flat_mapping, scrub_text
 from lcel_trace.serialize import qualified_name
 from lcel_trace.span import (
     Record,
+    RunType,
     Span,
     SpanError,
     Status,
@@ -123,6 +124,11 @@ def _realigned(
     return out
 
 
+def _scrubbed_metadata(metadata: Any) -> Any:
+    """Run metadata as it leaves the process: secrets out, a snapshot of its own."""
+    return scrub_flat_mapping(metadata) if type(metadata) is dict else scrub(metadata)
+
+
 def _versions() -> dict[str, str]:
     versions = {}
     for dist in ("lcel-trace", "langchain-core"):
@@ -200,6 +206,41 @@ class TraceSession:
             return
         if event.kind == "start":
             event = self._scrubbed_identity(event)
+        self._feed(event)
+
+    def feed_start(
+        self,
+        event: str,
+        run_id: str,
+        parent_ids: tuple[str, ...],
+        name: str,
+        run_type: RunType,
+        tags: list[str] | None,
+        metadata: Any,
+        data: dict[str, Any],
+        ts_ns: int,
+    ) -> None:
+        """`feed` of a run's start, its name, tags and metadata scrubbed as its event is
+        built (the recorder's path: one record per start, not two)."""
+        if self.finished:
+            return
+        self._feed(
+            TraceEvent(
+                self.trace_id,
+                "start",
+                event,
+                run_id,
+                parent_ids,
+                scrub_text(name),
+                run_type,
+                tuple(scrub_text(tag) for tag in tags) if tags else (),
+                _scrubbed_metadata(metadata if metadata is not None else {}),
+                data,
+                ts_ns,
+            )
+        )
+
+    def _feed(self, event: TraceEvent) -> None:
         with self._lock:
             if self.finished:
                 return
@@ -433,9 +474,7 @@ class TraceSession:
             scrub_text(event.name),
             event.run_type,
             tuple(scrub_text(tag) for tag in event.tags) if event.tags else (),
-            scrub_flat_mapping(event.metadata)
-            if type(event.metadata) is dict
-            else scrub(event.metadata),
+            _scrubbed_metadata(event.metadata),
             event.data,
             event.ts_ns,
         )
