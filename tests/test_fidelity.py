@@ -80,9 +80,11 @@ def assert_matches_oracle(recorded: Trace, runs: list[Run]) -> None:
             assert span.parent_id == expected_parent
         failed = run.error is not None and "GeneratorExit" not in (run.error or "")
         if span.attributes.get("closed_at_trace_end"):
-            # still running when the call raised (a sibling branch in a worker thread):
-            # closed then with the call's exception, whatever LangChain saw afterwards
-            assert span.status == recorded.status
+            # still running when the call ended (a sibling branch in a worker thread):
+            # closed then with the call's exception, or as incomplete if the call
+            # succeeded (a fallback took over), whatever LangChain saw afterwards
+            expected = recorded.status if recorded.status != "ok" else "incomplete"
+            assert span.status == expected
         else:
             assert (span.status == "error") == failed, (span.name, span.status, run.error)
         assert span.end_ns >= span.start_ns
