@@ -9,7 +9,6 @@ OpenTelemetry attributes can use them too. Text is JSON cut to the trace's limit
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
+from lcel_trace.json_text import dumps_text
 from lcel_trace.serialize import to_jsonable, truncate
 from lcel_trace.span import Span
 
@@ -101,7 +101,7 @@ def span_kind(span: Span) -> SpanKind:
 
 def text(value: Any, limit: int) -> str:
     """`value` as attribute text: a string as it is, anything else as JSON; cut to `limit`."""
-    raw = value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
+    raw = value if isinstance(value, str) else dumps_text(to_jsonable(value))
     return truncate(raw, limit)
 
 
@@ -242,9 +242,9 @@ def _content_attributes(span: Span, attrs: Attributes, messages: _Messages, limi
         attrs["lcel.output"] = text(span.outputs, limit)
     inputs, outputs = messages
     if inputs:
-        attrs["gen_ai.input.messages"] = json.dumps(inputs, ensure_ascii=False)
+        attrs["gen_ai.input.messages"] = dumps_text(inputs)
     if outputs:
-        attrs["gen_ai.output.messages"] = json.dumps(outputs, ensure_ascii=False)
+        attrs["gen_ai.output.messages"] = dumps_text(outputs)
 
 
 def _openinference_attributes(span: Span, attrs: Attributes, messages: _Messages) -> None:

@@ -5,7 +5,6 @@ follows your own structlog configuration). Runs on the exporter's background thr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import structlog
 
 from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
+from lcel_trace.json_text import dumps_text
 from lcel_trace.serialize import to_jsonable, truncate
 from lcel_trace.span import Span, TraceEnd, TraceStart
 
@@ -125,4 +125,4 @@ class StructlogExporter(BaseExporter):
         return fields
 
     def _text(self, value: Any) -> str:
-        return truncate(json.dumps(to_jsonable(value), ensure_ascii=False), self.max_attr_chars)
+        return truncate(dumps_text(to_jsonable(value)), self.max_attr_chars)

@@ -6,12 +6,11 @@ line as untrusted and raises `ValueError` with a reason a person can act on.
 
 from __future__ import annotations
 
-import json
-import json.encoder as json_encoder
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from lcel_trace.json_text import dumps_bytes
 from lcel_trace.serialize import ESCAPE_KEY, convert, from_jsonable, to_jsonable
 from lcel_trace.span import (
     EVENT_KINDS,
@@ -33,34 +32,6 @@ RECORD_TYPES: frozenset[str] = frozenset(("trace_start", "event", "span", "trace
 MAX_INT = 2**63
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _not_serializable(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _make_dumps() -> Callable[[Any], str]:
-    """`_ENCODER.encode`, without building a C encoder (and its circular-reference
-    markers) for every line: a line is a fresh tree of JSON values (`to_line`), so one
-    stateless encoder, safe on any thread, serves them all (a cycle would still fail:
-    RecursionError instead of ValueError). Same output, byte for byte."""
-    make = getattr(json_encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator: the stdlib's own path
-        return _ENCODER.encode
-    encoder = make(
-        None, _not_serializable, json_encoder.encode_basestring, None, ":", ",", False, False, False
-    )
-
-    def dumps(value: Any) -> str:
-        return "".join(encoder(value, 0))
-
-    return dumps
-
-
-_dumps = _make_dumps()
-
-
 def encode_line(
     record: Record, max_value_chars: int | None = None, memo: dict[Any, Any] | None = None
 ) -> bytes:
@@ -70,8 +41,7 @@ def encode_line(
     `memo` (one per batch of records, which keep its values alive) lets a content value
     that several records share (an event's output and the span it ends) be converted once.
     """
-    line = to_line(record, max_value_chars, memo)
-    return _dumps(line).encode("utf-8", errors="replace") + b"\n"
+    return dumps_bytes(to_line(record, max_value_chars, memo)) + b"\n"
 
 
 def _content(value: Any, max_value_chars: int | None, memo: dict[Any, Any] | None) -> Any:

@@ -125,14 +125,11 @@ def test_records_built_by_quick_init_keep_dataclass_semantics() -> None:
 
 def test_encode_line_is_the_stdlib_encoding_byte_for_byte() -> None:
     import json
-    import math
 
-    import pytest
-
-    from lcel_trace.records import _dumps, encode_line, to_line
+    from lcel_trace.records import encode_line, to_line
     from lcel_trace.span import Span, TraceEvent
 
-    data = {"input": {"text": 'héllo \u2028 "q" \\ \U0001f99c', "n": [1, 2.5, None, True]}}
+    data = {"input": {"text": 'héllo \u2028 "q" \\ \x01\t\U0001f99c', "n": [1, 2**62, None, True]}}
     event = TraceEvent(
         "t", "start", "on_chain_start", "r", ("p",), "n", "chain", ("x",), {}, data, 1
     )
@@ -142,7 +139,19 @@ def test_encode_line_is_the_stdlib_encoding_byte_for_byte() -> None:
             to_line(record), ensure_ascii=False, separators=(",", ":"), allow_nan=False
         )
         assert encode_line(record) == expected.encode("utf-8") + b"\n"
-    with pytest.raises(ValueError, match="JSON compliant"):
-        _dumps({"x": math.nan})
+
+
+def test_json_text_falls_back_to_the_stdlib_for_what_orjson_refuses() -> None:
+    import json
+
+    import pytest
+
+    from lcel_trace.json_text import dumps_bytes, dumps_text
+
+    # a lone surrogate, an integer past 64 bits, a non-string key: still one JSON value
+    assert dumps_bytes({"s": "a\ud800b"}) == '{"s":"a\ud800b"}'.encode("utf-8", "replace")
+    assert dumps_bytes([2**70]) == b"[1180591620717411303424]"
+    assert json.loads(dumps_text({1: "x"})) == {"1": "x"}
+    assert json.loads(dumps_text({"f": [0.1, 1e16, -2.5e-7]})) == {"f": [0.1, 1e16, -2.5e-7]}
     with pytest.raises(TypeError, match="not JSON serializable"):
-        _dumps({"x": object()})
+        dumps_bytes({"x": object()})
