@@ -4,10 +4,11 @@ Each hand-off from a traced call is encoded on the exporter's own thread and wri
 to a file opened in append mode with one `write` (hand-offs that queued up meanwhile
 share it, up to a megabyte of lines), so every write holds whole lines: concurrent
 traces, and several exporters or processes sharing one file, never split a line.
-Durability: lines reach the operating system at every hand-off (each trace end, and
-every half second while a long run streams); with `fsync=True` they are also forced to
-disk before the next hand-off is taken. A process killed mid-write leaves at most one
-partial last line, which readers report and skip.
+Durability: lines reach the operating system within 0.1 s of each hand-off (each trace
+end, and every half second while a long run streams; `export.GATHER_S`); with
+`fsync=True` they are also forced to disk before the next hand-offs are taken. A
+process killed mid-write leaves at most one partial last line, which readers report
+and skip.
 """
 
 from __future__ import annotations

@@ -52,6 +52,13 @@ COALESCE_MAX_RECORDS = 2048
 """Queued hand-offs an `on_batch` exporter takes in one call, up to this weight."""
 WORKER_IDLE_S = 2.0
 """A worker thread with nothing to do for this long exits (and its exporter is told)."""
+GATHER_S = 0.1
+"""Once woken by a hand-off, a worker gathers the hand-offs that follow for this long
+before delivering them together (sooner when `GATHER_MAX_RECORDS` are waiting, or a
+flush or shutdown asks): waking a thread per trace costs a busy async caller more CPU
+than exporting (measured: traced `ainvoke`, +170 µs per call on 2 cores)."""
+GATHER_MAX_RECORDS = 1024
+"""Queued records that end a gathering wait early."""
 
 RecordChunks = Literal["none", "root", "all"]
 _CHUNK_LEVELS = {"none": 0, "root": 1, "all": 2}
@@ -83,8 +90,9 @@ class ExporterHooks(Protocol):
 
     - `on_batch(records)`: takes each hand-off whole, in order (trace starts, events,
       spans, trace ends as they happened); hand-offs that queued up while the exporter
-      was busy come together in one call (at most `COALESCE_MAX_RECORDS` records, or
-      one larger hand-off). When present, the per-type hooks and `export` are not called.
+      was busy, or came within `GATHER_S` of the one that woke it, come together in one
+      call (at most `COALESCE_MAX_RECORDS` records, or one larger hand-off). When
+      present, the per-type hooks and `export` are not called.
     - `on_trace_start(start)`, `on_event(event)`, `on_trace_end(end)`: one record each.
     - `on_idle()`: the worker thread is about to sleep for lack of work (close files).
     - `record_chunks`: whose stream chunks to hand over ("none", "root", "all").
@@ -171,6 +179,8 @@ class ExportProcessor:
         self._queue: deque[tuple[Sequence[Record], int]] = deque()
         self._queued_records = 0
         self._in_flight = 0
+        self._gathering = False  # the worker waits for more hand-offs; no need to wake it
+        self._hurry = 0  # drains waiting: deliver now
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -226,20 +236,26 @@ class ExportProcessor:
             self._queued_records += weight
             if self._thread is None:
                 self._start_worker()
-            self._cond.notify()
+            elif not self._gathering or self._queued_records >= GATHER_MAX_RECORDS:
+                self._cond.notify()
         return dropped
 
     def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until everything queued so far was handed to the exporter."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
-            while self._queue or self._in_flight:
-                if self._thread is None:
-                    self._start_worker()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                while self._queue or self._in_flight:
+                    if self._thread is None:
+                        self._start_worker()
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._hurry -= 1
         return True
 
     def close(self, timeout_s: float | None = None) -> bool:
@@ -262,6 +278,8 @@ class ExportProcessor:
             with self._cond:
                 if not self._queue and not self._closed:
                     self._cond.wait(WORKER_IDLE_S)
+                    if self._queue:  # woken by a hand-off: let its followers join it
+                        self._gather()
                 batch: Sequence[Record] | None = None
                 if self._queue:
                     batch, weight = self._take()
@@ -285,6 +303,21 @@ class ExportProcessor:
                 self._thread = None  # a later submit starts a new worker
                 self._cond.notify_all()
                 return
+
+    def _gather(self) -> None:
+        """Wait (holding the condition's lock) for more hand-offs to deliver together."""
+        deadline = time.monotonic() + GATHER_S
+        self._gathering = True
+        try:
+            while (
+                not self._hurry
+                and not self._closed
+                and self._queued_records < GATHER_MAX_RECORDS
+                and (remaining := deadline - time.monotonic()) > 0
+            ):
+                self._cond.wait(remaining)
+        finally:
+            self._gathering = False
 
     def _take(self) -> tuple[Sequence[Record], int]:
         """The next hand-off; for an `on_batch` exporter, with the ones queued behind it

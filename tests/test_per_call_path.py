@@ -1,13 +1,18 @@
 """The per-call path's shortcuts keep their guarantees: queued hand-offs reach an
-`on_batch` exporter together, whole and in order, within a bound; remembered run
+`on_batch` exporter together, whole and in order, within a bound; a woken worker
+gathers what follows, yet a flush or a full queue never waits for it; remembered run
 metadata is still scrubbed and still a snapshot of its own."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
+
+from lcel_trace import export
 from lcel_trace.export import COALESCE_MAX_RECORDS, BaseExporter, ExportProcessor
 from lcel_trace.redact import REDACTED, scrub, scrub_flat_mapping
 from lcel_trace.span import Record, TraceEnd, TraceStart
@@ -54,6 +59,66 @@ def test_queued_hand_offs_reach_on_batch_together_whole_and_in_order() -> None:
     assert len(exporter.calls) == 3  # the first, then two bounded groups
     assert all(len(call) <= COALESCE_MAX_RECORDS for call in exporter.calls)
     assert all(len(call) % 2 == 0 for call in exporter.calls)  # hand-offs never split
+
+
+class _Calls(BaseExporter):
+    """Records every `on_batch` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[Record]] = []
+
+    def on_batch(self, records: Sequence[Record]) -> None:
+        self.calls.append(list(records))
+
+    def export(self, spans: Sequence[Any]) -> None:
+        self.on_batch(spans)
+
+
+def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_a_woken_worker_gathers_the_hand_offs_that_follow_into_one_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(export, "GATHER_S", 3600.0)  # only a flush ends the wait
+    exporter = _Calls()
+    processor = ExportProcessor(exporter)
+    processor.submit(_hand_off(0))  # starts the worker
+    assert processor.drain(30)
+    processor.submit(_hand_off(1))  # wakes the idle worker, which starts gathering
+    assert _until(lambda: processor._gathering)
+    processor.submit(_hand_off(2))
+    assert exporter.calls == [list(_hand_off(0))]  # still gathering
+    assert processor.drain(30)  # a flush does not wait out the gathering
+    processor.close(30)
+    assert exporter.calls == [list(_hand_off(0)), [*_hand_off(1), *_hand_off(2)]]
+
+
+def test_a_full_gathering_is_delivered_without_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "GATHER_S", 3600.0)
+    exporter = _Calls()
+    processor = ExportProcessor(exporter)
+    processor.submit(_hand_off(0))
+    assert processor.drain(30)
+    processor.submit(_hand_off(1))
+    assert _until(lambda: processor._gathering)
+    n = 2
+    while processor.queued < export.GATHER_MAX_RECORDS:
+        processor.submit(_hand_off(n))
+        n += 1
+    assert _until(lambda: len(exporter.calls) >= 2)  # no drain asked for it
+    assert processor.drain(30)
+    processor.close(30)
+    assert [r for call in exporter.calls for r in call] == [
+        r for i in range(n) for r in _hand_off(i)
+    ]
 
 
 def test_flat_metadata_is_scrubbed_and_a_fresh_snapshot_each_time() -> None:
