@@ -9,7 +9,7 @@ file reader.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,31 @@ class SpanAssembler:
         builder.chunk_count += 1
         if builder.chunks is not None and len(builder.chunks) < MAX_AGGREGATED_CHUNKS:
             builder.chunks.append(chunk)
+
+    def counter(self, run_id: str, clock: Callable[[], int]) -> Callable[[Any], None]:
+        """`chunk` for one run's chunks as they happen, bound to that run: reads `clock`
+        only for the chunks that set its first-chunk and first-token times (the
+        per-token path of a run whose chunks nobody records)."""
+        builder = self._open.get(run_id)
+        if builder is None:  # not started yet (or over): look the run up chunk by chunk
+
+            def count_when_open(chunk: Any) -> None:
+                self.chunk(run_id, clock(), chunk)
+
+            return count_when_open
+
+        def count(chunk: Any) -> None:
+            if builder.first_token_ns is None:
+                ts_ns = clock()
+                if builder.first_chunk_ns is None:
+                    builder.first_chunk_ns = ts_ns
+                if has_content(chunk):
+                    builder.first_token_ns = ts_ns
+            builder.chunk_count += 1
+            if builder.chunks is not None and len(builder.chunks) < MAX_AGGREGATED_CHUNKS:
+                builder.chunks.append(chunk)
+
+        return count
 
     def abort(
         self, status: Status, error: BaseException | SpanError | None, ts_ns: int

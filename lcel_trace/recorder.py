@@ -65,12 +65,12 @@ class EventSink(Protocol):
 
     def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None: ...
 
-    def chunk_sink(self, run_id: str) -> Callable[[str, int, Any], None]: ...
+    def chunk_sink(self, run_id: str) -> Callable[[Any], None]: ...
 
     def identity(self, run_id: str) -> RunIdentity | None: ...
 
 
-_TokenTarget = tuple[str, bool, Callable[[str, int, Any], None]] | None
+_TokenTarget = tuple[bool, Callable[[Any], None]] | None
 """Per model run: its id text, whether it is a chat model, its chunk sink (None when
 its tokens are counted elsewhere)."""
 _UNSEEN: Any = object()
@@ -383,7 +383,7 @@ class Recorder(BaseCallbackHandler):
                 target = self._token_targets[run_id] = self._token_target(run_id)
             if target is None:
                 return
-            key, is_chat, sink = target
+            is_chat, sink = target
             if isinstance(chunk, ChatGenerationChunk):
                 value: Any = chunk.message
             elif chunk is not None:
@@ -392,7 +392,7 @@ class Recorder(BaseCallbackHandler):
                 value = AIMessageChunk(content=token)
             else:
                 value = GenerationChunk(text=token if isinstance(token, str) else "")
-            sink(key, now_ns(), value)
+            sink(value)
         except Exception as exc:  # a recorder bug must never reach the chain
             report_internal_error("recorder.on_llm_new_token", exc)
 
@@ -403,7 +403,7 @@ class Recorder(BaseCallbackHandler):
         identity = self.sink.identity(key)
         if identity is None:
             return None
-        return key, identity.run_type == "chat_model", self.sink.chunk_sink(key)
+        return identity.run_type == "chat_model", self.sink.chunk_sink(key)
 
     def on_custom_event(
         self,
@@ -489,13 +489,13 @@ class TappingRecorder(Recorder):
     async def _tap_async(self, run_id: str, output: AsyncIterator[T]) -> AsyncIterator[T]:
         sink = self.sink.chunk_sink(run_id)
         async for chunk in output:
-            sink(run_id, now_ns(), chunk)
+            sink(chunk)
             yield chunk
 
     def _tap_sync(self, run_id: str, output: Iterator[T]) -> Iterator[T]:
         sink = self.sink.chunk_sink(run_id)
         for chunk in output:
-            sink(run_id, now_ns(), chunk)
+            sink(chunk)
             yield chunk
 
 

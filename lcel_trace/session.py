@@ -49,7 +49,8 @@ _SCRUB_CONTEXT_CHARS = 4096
 """Text recorded earlier that a later hand-off's scrubbing sees as context."""
 _HOLD_CHARS = 256
 """Text kept back at a mid-stream hand-off, so a secret cut there is seen whole."""
-ChunkSink = Callable[[str, int, Any], None]
+ChunkSink = Callable[[Any], None]
+"""Takes one run's chunks as they happen (see `TraceSession.chunk_sink`)."""
 _NO_CONTENT = Redactor(capture_content=False)
 """For spans nobody receives (no exporter, no capture): their content is never read."""
 
@@ -286,9 +287,16 @@ class TraceSession:
                     self._hand_off(ts_ns)
 
     def chunk_sink(self, run_id: str) -> ChunkSink:
-        """What a producer should call per chunk of `run_id`: the assembler's counter
-        directly when nobody records this run's chunks (one call less per chunk)."""
-        return self.chunk if self._records_chunks_of(run_id) else self._assembler.chunk
+        """What a producer calls with each chunk of `run_id` as it happens: the
+        assembler's counter for that run when nobody records its chunks (no clock read
+        per chunk), else `chunk` stamped now."""
+        if not self._records_chunks_of(run_id):
+            return self._assembler.counter(run_id, now_ns)
+
+        def record(chunk: Any) -> None:
+            self.chunk(run_id, now_ns(), chunk)
+
+        return record
 
     def _records_chunks_of(self, run_id: str) -> bool:
         return self._record_all_chunks or (

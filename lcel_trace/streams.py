@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from lcel_trace._log import report_internal_error, warn_once
-from lcel_trace.clock import now_ns
 from lcel_trace.session import ChunkSink, TraceSession
 
 __all__ = ["TracedAsyncIterator", "TracedIterator"]
@@ -32,7 +31,7 @@ class _TraceEnding:
         self._session = session
         self._count_root = count_root and session is not None
         self._root_sink: ChunkSink | None = None
-        self._root_id = ""
+
         self._done = False
         self._lock = threading.Lock()
 
@@ -43,9 +42,9 @@ class _TraceEnding:
             root = session.root_run_id if session is not None else None
             if root is None:
                 return
-            self._root_id = root
+
             sink = self._root_sink = session.chunk_sink(root)  # type: ignore[union-attr]
-        sink(self._root_id, now_ns(), item)
+        sink(item)
 
     def _claim_end(self) -> bool:
         """True for the one caller that gets to end the trace."""
@@ -86,7 +85,7 @@ class TracedIterator(_TraceEnding, Iterator[T], Generic[T]):
             raise
         sink = self._root_sink
         if sink is not None:
-            sink(self._root_id, now_ns(), item)
+            sink(item)
         elif self._count_root:
             self._count(item)
         return item
@@ -150,7 +149,7 @@ class TracedAsyncIterator(_TraceEnding, AsyncIterator[T], Generic[T]):
             raise
         sink = self._root_sink
         if sink is not None:
-            sink(self._root_id, now_ns(), item)
+            sink(item)
         elif self._count_root:
             self._count(item)
         if self._observe is not None:

@@ -220,3 +220,33 @@ def test_json_text_falls_back_to_the_stdlib_for_what_orjson_refuses() -> None:
     assert json.loads(dumps_text({"f": [0.1, 1e16, -2.5e-7]})) == {"f": [0.1, 1e16, -2.5e-7]}
     with pytest.raises(TypeError, match="not JSON serializable"):
         dumps_bytes({"x": object()})
+
+
+def test_a_run_counter_stamps_only_first_chunk_and_token_and_waits_for_its_run() -> None:
+    from langchain_core.messages import AIMessageChunk
+
+    from lcel_trace.assemble import SpanAssembler
+    from lcel_trace.span import TraceEvent
+
+    reads: list[int] = []
+
+    def clock() -> int:
+        reads.append(len(reads) + 100)
+        return reads[-1]
+
+    def event(kind: str, ts: int) -> TraceEvent:
+        name = f"on_chat_model_{kind}"
+        return TraceEvent("t", kind, name, "r", (), "m", "chat_model", (), {}, {}, ts)  # type: ignore[arg-type]
+
+    assembler = SpanAssembler("t")
+    early = assembler.counter("r", clock)  # made before the run starts: looks it up
+    assembler.feed(event("start", 1))
+    early(AIMessageChunk(content=""))  # a first chunk with no text
+    count = assembler.counter("r", clock)
+    for text in ("a", "b", "c"):
+        count(AIMessageChunk(content=text))
+    span = assembler.feed(event("end", 200))
+    assert span is not None
+    assert span.chunk_count == 4
+    assert (span.first_chunk_ns, span.first_token_ns) == (100, 101)
+    assert reads == [100, 101]  # the clock is not read once the first token is in
