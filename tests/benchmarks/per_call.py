@@ -10,7 +10,9 @@ process per tracer, in rotating order; ratios are paired within a block (this ma
 has slow phases). A timed block is N traced calls *and the drain of every exporter*
 (lcel-trace's queues, the BatchSpanProcessor's thread, the JSONL writes), so wall time
 and process CPU time (`time.process_time`, every thread of the process) both include
-the exporter threads' work: it is the user's CPU too.
+the exporter threads' work: it is the user's CPU too. For scale, one more process runs
+the chain with an inline callback handler that does nothing: LangChain's own price for
+any handler, which no tracer built on callbacks can go below.
 
 Sustained throughput: a tight loop of traced `invoke`s for 20 s (5 s in --quick) with
 the default queue sizes, then `exporter_stats`: calls per second and records dropped.
@@ -42,6 +44,9 @@ PEERS = {
     "openllmetry": "opentelemetry-instrumentation-langchain",
 }
 LIMIT = 1.30  # traced invoke and abatch of 50, export included, × plain
+NOOP = "do-nothing handler"
+"""Not a tracer: an inline callback handler that does nothing, attached with
+`with_config`: what LangChain itself charges a call for having any handler at all."""
 
 
 def chain() -> Any:
@@ -84,6 +89,13 @@ def setup(tracer: str, tmp: Path) -> Setup:
 
     if tracer == "plain":
         return Setup(chain(), lambda: None)
+    if tracer == NOOP:
+        from langchain_core.callbacks import BaseCallbackHandler
+
+        class DoNothing(BaseCallbackHandler):
+            run_inline = True  # called in line, as lcel-trace's recorder is
+
+        return Setup(chain().with_config(callbacks=[DoNothing()]), lambda: None)
     if tracer.startswith("lcel-trace"):
         from lcel_trace import trace
         from lcel_trace.exporters import JsonlExporter, OtelExporter
@@ -249,7 +261,7 @@ def per_call(*, quick: bool, blocks: int | None = None, peers: bool = True) -> P
     """The per-call rows: plain and tracer processes alternated in blocks, paired."""
     calls, rounds = (100, 2) if quick else (500, 3)
     blocks = blocks or (1 if quick else 4)
-    tracers = ["plain", *OURS]
+    tracers = ["plain", NOOP, *OURS]
     missing = []
     for tracer, distribution in PEERS.items():
         if peers and installed(distribution):
@@ -379,6 +391,9 @@ def per_call_targets(result: PerCallResult) -> list[str]:
                 f"per call {entry}: lcel-trace+OTel {ours:.3f}× vs the cheaper peer "
                 f"({cheaper}) {theirs:.3f}× plain: {ok} (never slower)"
             )
+    if NOOP in cpu:
+        floors = ", ".join(f"{entry} {cpu[NOOP][entry]:.3f}×" for entry in ENTRIES)
+        lines.append(f"for scale, LangChain's own price for any handler ({NOOP}), CPU: {floors}")
     for name in result.missing:
         lines.append(f"peer not installed, not compared: {name}")
     return lines
