@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -75,8 +76,9 @@ def run_type_of(family: str, name: str, name_run_types: Mapping[str, RunType]) -
     return run_type
 
 
+@lru_cache(maxsize=256)
 def split_event_name(event: str) -> tuple[str, str]:
-    """`on_chat_model_stream` -> (`chat_model`, `stream`)."""
+    """`on_chat_model_stream` -> (`chat_model`, `stream`); a handful of names repeat."""
     body = event[3:] if event.startswith("on_") else event
     family, _, phase = body.rpartition("_")
     return family, phase

@@ -234,7 +234,7 @@ class TraceSession:
                 parent_ids,
                 scrub_text(name),
                 run_type,
-                tuple(scrub_text(tag) for tag in tags) if tags else (),
+                tuple(map(scrub_text, tags)) if tags else (),
                 _scrubbed_metadata(metadata if metadata is not None else {}),
                 data,
                 ts_ns,
