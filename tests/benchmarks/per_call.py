@@ -229,6 +229,56 @@ def sustained_child(tracer: str, seconds: float) -> dict[str, Any]:
     }
 
 
+def sdk_floor_child(calls: int) -> dict[str, Any]:
+    """Inside a subprocess: the OpenTelemetry SDK's own cost for one call's spans. The 4
+    spans lcel-trace + OTel emits for one invoke (same names, kinds, parents, times and
+    attributes, read back from a real traced call) made again with the SDK's tracer into
+    a BatchSpanProcessor, drained: what any exporter building SDK spans pays, per call."""
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.context import Context
+
+    from lcel_trace import trace
+    from lcel_trace.exporters import OtelExporter
+
+    provider, spans = otel_sink()
+    exporter = OtelExporter(provider)
+    trace(chain(), exporters=[exporter]).invoke(INPUT)
+    exporter.force_flush(60)
+    recorded = sorted(spans.get_finished_spans(), key=lambda s: s.start_time or 0)
+    spans.clear()
+    tracer = provider.get_tracer("sdk-floor")
+
+    def one_call() -> None:
+        contexts: dict[int, Any] = {}
+        for span in recorded:
+            parent = span.parent.span_id if span.parent is not None else None
+            made = tracer.start_span(
+                span.name,
+                context=contexts.get(parent, Context()) if parent else Context(),
+                kind=span.kind,
+                attributes=dict(span.attributes or {}),
+                start_time=span.start_time,
+            )
+            contexts[span.context.span_id] = otel_trace.set_span_in_context(made, Context())
+            made.set_status(span.status)
+            made.end(end_time=span.end_time)
+
+    for _ in range(200):
+        one_call()
+    provider.force_flush()
+    spans.clear()
+    cpus = []
+    for _ in range(3):
+        gc.collect()
+        cpu = time.process_time()
+        for _ in range(calls):
+            one_call()
+        provider.force_flush()
+        cpus.append((time.process_time() - cpu) / calls * 1e6)
+        spans.clear()
+    return {"cpu_us": statistics.median(cpus), "spans": len(recorded)}
+
+
 def run_child(argv: list[str]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, *argv], capture_output=True, text=True, check=False
@@ -255,6 +305,8 @@ class PerCallResult:
     sustained: str
     drops: dict[str, int]  # tracer -> records dropped in the sustained loop
     missing: list[str]
+    sdk_floor_us: float | None = None  # the OTel SDK alone for one invoke's spans, CPU
+    plain_invoke_cpu_us: float | None = None
 
 
 def per_call(*, quick: bool, blocks: int | None = None, peers: bool = True) -> PerCallResult:
@@ -312,12 +364,14 @@ def per_call(*, quick: bool, blocks: int | None = None, peers: bool = True) -> P
                 f"| {_spread(cpu)} | {cpu_us - plain_cpu:+.0f} |"
             )
     sustained, drops = sustained_rows(5.0 if quick else 20.0)
+    floor = run_child(["--sdk-floor", str(calls)])["cpu_us"]
+    plain_invoke = statistics.median(med(p, "invoke", "cpu_us") for p in samples["plain"])
     table = (
         f"#### Per call: prompt | FakeListChatModel | StrOutputParser, 4 runs per call "
         f"({blocks} blocks of one process per tracer; {rounds} timed blocks of {calls} calls "
         f"per entry and process, exporters drained inside the timed block)\n\n" + "\n".join(lines)
     )
-    return PerCallResult(table, ratios, cpu_ratios, sustained, drops, missing)
+    return PerCallResult(table, ratios, cpu_ratios, sustained, drops, missing, floor, plain_invoke)
 
 
 def sustained_rows(seconds: float) -> tuple[str, dict[str, int]]:
@@ -394,6 +448,19 @@ def per_call_targets(result: PerCallResult) -> list[str]:
     if NOOP in cpu:
         floors = ", ".join(f"{entry} {cpu[NOOP][entry]:.3f}×" for entry in ENTRIES)
         lines.append(f"for scale, LangChain's own price for any handler ({NOOP}), CPU: {floors}")
+    if result.sdk_floor_us and result.plain_invoke_cpu_us:
+        sdk = result.sdk_floor_us / result.plain_invoke_cpu_us
+        line = (
+            f"for scale, the OpenTelemetry SDK alone making one invoke's 4 spans (same "
+            f"attributes, BatchSpanProcessor): {result.sdk_floor_us:.0f} µs CPU = {sdk:.3f}× "
+            f"plain invoke"
+        )
+        if NOOP in cpu:
+            line += (
+                f"; with the handler's price, no callback tracer emitting SDK spans can go "
+                f"below {cpu[NOOP]['invoke'] + sdk:.2f}× on invoke"
+            )
+        lines.append(line)
     for name in result.missing:
         lines.append(f"peer not installed, not compared: {name}")
     return lines
@@ -406,6 +473,8 @@ def _spread(values: list[float]) -> str:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         print(json.dumps(child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+    elif len(sys.argv) > 2 and sys.argv[1] == "--sdk-floor":
+        print(json.dumps(sdk_floor_child(int(sys.argv[2]))))
     elif len(sys.argv) > 2 and sys.argv[1] == "--sustained":
         print(json.dumps(sustained_child(sys.argv[2], float(sys.argv[3]))))
     else:
