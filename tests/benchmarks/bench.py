@@ -360,11 +360,18 @@ def targets(results: list[Result], peer_ratios: dict[str, dict[str, float]]) -> 
                     1.15,
                 )
             )
-    ours, theirs = peer_ratios.get("lcel-trace+otel", {}), peer_ratios.get("openinference", {})
-    for name in (n for n in ours if n in theirs):
+    ours = peer_ratios.get("lcel-trace+otel", {})
+    peers = [p for p in peer_ratios if p != "lcel-trace+otel"]
+    for name in ours:
+        measured = [p for p in peers if name in peer_ratios[p]]
+        if not measured:
+            continue
+        cheaper = min(measured, key=lambda p: peer_ratios[p][name])
+        theirs = peer_ratios[cheaper][name]
         lines.append(
-            f"{name}: lcel-trace+OTel {ours[name]:.3f}× vs OpenInference {theirs[name]:.3f}× "
-            f"plain astream: {'holds' if ours[name] <= theirs[name] else 'MISSED'} (never slower)"
+            f"{name}: lcel-trace+OTel {ours[name]:.3f}× vs the cheaper peer ({cheaper}) "
+            f"{theirs:.3f}× plain astream: {'holds' if ours[name] <= theirs else 'MISSED'} "
+            f"(never slower)"
         )
     return lines
 
