@@ -250,3 +250,15 @@ def test_a_run_counter_stamps_only_first_chunk_and_token_and_waits_for_its_run()
     assert span.chunk_count == 4
     assert (span.first_chunk_ns, span.first_token_ns) == (100, 101)
     assert reads == [100, 101]  # the clock is not read once the first token is in
+
+
+def test_json_text_without_orjson_gives_the_same_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from lcel_trace import json_text
+
+    value = {"text": 'héllo "q" \\ \x01', "n": [1, 2.5, None, True], "nested": {"k": []}}
+    with_orjson = json_text.dumps_bytes(value)
+    monkeypatch.setattr(json_text, "orjson", None)  # PyPy, or an environment without it
+    assert json_text.dumps_bytes(value) == with_orjson
+    assert json.loads(json_text.dumps_text(value)) == value
