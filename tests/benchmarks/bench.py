@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from per_call import PerCallResult, per_call, per_call_targets
+from per_call import PerCallResult, installed, per_call, per_call_targets
 from workloads import QUICK, WORKLOADS, Workload
 
 PEER_ROUNDS = 2
@@ -267,14 +267,6 @@ def run_child(tracer: str, kind: str, names: list[str], rounds: int) -> dict[str
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr else "?")
     data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return data
-
-
-def installed(distribution: str) -> bool:
-    try:
-        metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 def peers(names: list[str], rounds: int, blocks: int) -> tuple[str, dict[str, dict[str, float]]]:
