@@ -38,10 +38,6 @@ def dumps_bytes(value: Any) -> bytes:
 
 
 def dumps_text(value: Any) -> str:
-    """`value` as compact JSON text (see `dumps_bytes`)."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(value).decode("utf-8")
-        except TypeError:
-            pass
-    return _STDLIB.encode(value)
+    """`value` as compact JSON text (see `dumps_bytes`): always valid UTF-8, so an
+    exporter that encodes it again (OTLP's protobuf) never meets a lone surrogate."""
+    return dumps_bytes(value).decode("utf-8")

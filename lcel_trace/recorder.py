@@ -71,8 +71,8 @@ class EventSink(Protocol):
 
 
 _TokenTarget = tuple[bool, Callable[[Any], None]] | None
-"""Per model run: its id text, whether it is a chat model, its chunk sink (None when
-its tokens are counted elsewhere)."""
+"""Per model run: whether it is a chat model, and its chunk sink (None when its tokens
+are counted elsewhere)."""
 _UNSEEN: Any = object()
 
 
