@@ -27,7 +27,7 @@ from lcel_trace.exporters import JsonlExporter
 from lcel_trace.replay import read_traces
 from lcel_trace.testing.openai_server import OpenAIServer
 
-JOKE = "为什么鹦鹉会说话？因为它们不想被当成哑巴鸟！"
+JOKE = "Why do parrots make great storytellers? They always repeat the best parts!"
 
 
 @contextlib.contextmanager
@@ -47,12 +47,12 @@ def chat_model() -> Iterator[ChatOpenAI]:
 
 
 def build_chain(model: ChatOpenAI) -> Runnable[dict[str, str], str]:
-    prompt = ChatPromptTemplate.from_template("给我讲一个关于{topic}的笑话")
+    prompt = ChatPromptTemplate.from_template("Tell me a joke about {topic}")
     return prompt | model | StrOutputParser()
 
 
 async def stream_live(traced: Runnable[dict[str, str], str]) -> None:
-    async for chunk in traced.astream({"topic": "鹦鹉"}):
+    async for chunk in traced.astream({"topic": "parrots"}):
         print(chunk, end="|", flush=True)
     print("\n")
 
