@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from lcel_trace.cli import MAX_JSON_DEPTH, main
+from lcel_trace.cli import main
+from lcel_trace.cli.show import MAX_JSON_DEPTH
 from lcel_trace.records import Record, encode_line
 from lcel_trace.span import Span, TraceEnd, TraceStart
 

@@ -19,6 +19,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
 
 import lcel_trace.cli
+import lcel_trace.cli.common
 from lcel_trace import trace
 from lcel_trace.cli import main
 from lcel_trace.exporters import JsonlExporter
@@ -126,9 +127,9 @@ def test_selection_helpers_are_reusable(mixed_file: Path) -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("file", type=Path)
-    lcel_trace.cli.add_selection_args(parser)
+    lcel_trace.cli.common.add_selection_args(parser)
     args = parser.parse_args([str(mixed_file), "--status", "ok", "--last", "2"])
-    chosen = lcel_trace.cli.select(read_traces(mixed_file), args)
+    chosen = lcel_trace.cli.common.select(read_traces(mixed_file), args)
     assert [t.name for t in chosen] == ["joke", "riddle"]
 
 
@@ -308,7 +309,7 @@ def test_every_command_and_argument_has_help() -> None:
 def test_the_cli_module_imports_neither_langchain_nor_rich_nor_opentelemetry() -> None:
     """Checked with the package's own `__init__` (which imports the tracer) stubbed out:
     `--help` and `--version` must cost only argparse and the standard library."""
-    package = Path(lcel_trace.cli.__file__).parent
+    package = Path(lcel_trace.cli.__file__).parents[1]
     probe = f"""
 import contextlib, io, sys, types
 package = types.ModuleType("lcel_trace")

@@ -1,0 +1,155 @@
+"""What several commands share: trace selection, the console, number formatting."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lcel_trace.span import STATUSES, Span, Trace
+from lcel_trace.terminal import visible
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
+STATUS_STYLE = {"ok": "green", "error": "bold red", "cancelled": "yellow", "incomplete": "magenta"}
+MODEL_RUN_TYPES = ("chat_model", "llm")
+FILE_HELP = "a JSONL trace file written by JsonlExporter"
+
+
+def add_selection_args(parser: argparse.ArgumentParser) -> None:
+    """The options that pick traces from a file; `select(traces, args)` applies them."""
+    group = parser.add_argument_group("selection", "which traces to use (all by default)")
+    group.add_argument("--trace", metavar="ID", help="only traces whose id starts with ID")
+    group.add_argument(
+        "--status", choices=sorted(STATUSES), help="only traces that ended with this status"
+    )
+    group.add_argument(
+        "--name", metavar="NAME", help="only traces with this name or root span name"
+    )
+    group.add_argument(
+        "--last",
+        type=positive_int,
+        metavar="N",
+        help="only the last N traces in the file (after the other options)",
+    )
+
+
+def select(traces: Sequence[Trace], args: argparse.Namespace) -> list[Trace]:
+    """The traces the selection options ask for, in file order. An id prefix that matches
+    no trace is a mistake (LookupError); other options may simply match nothing."""
+    chosen = list(traces)
+    if args.trace is not None:
+        prefix = args.trace.lower()
+        chosen = [t for t in chosen if t.trace_id.lower().startswith(prefix)]
+        if not chosen:
+            raise LookupError(f"{args.file}: no trace id starts with {args.trace!r}")
+    if args.status is not None:
+        chosen = [t for t in chosen if t.status == args.status]
+    if args.name is not None:
+        chosen = [t for t in chosen if args.name in (t.name, root_name(t))]
+    if args.last is not None:
+        chosen = chosen[-args.last :]
+    return chosen
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def root_name(trace: Trace) -> str | None:
+    try:
+        return trace.root.name
+    except LookupError:
+        return None
+
+
+def selected(args: argparse.Namespace) -> list[Trace] | None:
+    """The selected traces, or None (after saying so on stderr) when there are none."""
+    from lcel_trace.reader import read_traces
+
+    traces = read_traces(args.file)
+    if traces:
+        traces = select(traces, args)
+        why = "no traces match the selection"
+    else:
+        why = "no traces"
+    if traces:
+        return traces
+    print(f"{visible(args.file)}: {why}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print("[]")
+    return None
+
+
+def new_console() -> Console:
+    """A console for trace output; a closed pipe raises BrokenPipeError for `main` to
+    handle (rich's own handling exits 1)."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return _Console(highlight=False, emoji=False)
+
+
+def ms(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+class Tokens:
+    """A sum of token counts some spans reported: None when none did (unknown, not 0);
+    `partial` when only some did, so the sum is a lower bound."""
+
+    __slots__ = ("partial", "total")
+
+    def __init__(self, total: int | None, partial: bool) -> None:
+        self.total = total
+        self.partial = partial
+
+    def __str__(self) -> str:
+        if self.total is None:
+            return "–"
+        return f"≥{self.total}" if self.partial else str(self.total)
+
+
+def token_sum(spans: Sequence[Span], kind: str) -> Tokens:
+    """The spans' `{kind}_tokens` (input, output, total) added up."""
+    counts = [getattr(s.usage, f"{kind}_tokens") if s.usage else None for s in spans]
+    known = [c for c in counts if c is not None]
+    return Tokens(sum(known) if known else None, 0 < len(known) < len(counts))
+
+
+def percentile(values: Sequence[float | None], q: float) -> float | None:
+    """Nearest-rank percentile of the known values; None when none is known."""
+    ordered = sorted(v for v in values if v is not None)
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def root_span_id(trace: Trace) -> str | None:
+    try:
+        return trace.root.span_id
+    except LookupError:
+        return None
+
+
+def cell(value: Any) -> str:
+    """A table cell: text made visible, floats to two places, unknown as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return visible(value)
