@@ -19,7 +19,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
@@ -37,6 +37,7 @@ __all__ = [
     "iter_traces",
     "nesting_depth",
     "read_traces",
+    "stream_traces",
 ]
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
@@ -466,3 +467,36 @@ def read_traces(path: str | os.PathLike[str], *, strict_ids: bool = False) -> li
     done.extend(reader.finish_numbered())
     done.sort(key=lambda pair: pair[0])
     return [trace for _, trace in done]
+
+
+# -- several files, streamed -------------------------------------------------------------
+
+
+def stream_traces(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    strict_ids: bool = False,
+) -> Iterator[Trace]:
+    """The traces in files, directories, globs and `.jsonl.gz` (`lcel_trace.sources`),
+    each yielded when its `trace_end` is read, then each set's unfinished ones: memory
+    holds only the traces still open, whatever the files' size.
+
+    A rotated set is read as one stream, oldest file first, so a trace cut by a rotation
+    comes out whole; errors still name the file and line (`file:line: reason`)."""
+    from lcel_trace.sources import expand, open_trace_file
+
+    given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    for trace_set in expand(given):
+        reader = TraceReader(trace_set.files[0], strict_ids=strict_ids)
+        for path in trace_set.files:
+            reader.path = os.fspath(path)
+            lines = LineBuffer()
+            with open_trace_file(path) as handle:
+                for number, raw in lines.read_from(handle):
+                    trace = reader.feed(number, raw)
+                    if trace is not None:
+                        yield trace
+            tail = lines.take_pending()
+            if tail is not None and (trace := reader.feed(*tail, last=True)) is not None:
+                yield trace
+        yield from reader.finish()
