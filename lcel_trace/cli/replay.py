@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from lcel_trace import progress
 from lcel_trace.cli.common import FILE_HELP
 from lcel_trace.terminal import visible
 
@@ -98,17 +101,21 @@ def _replay(args: argparse.Namespace) -> int:
     failures = _FailureLog()
     sdk_log.addHandler(failures)
     propagate, sdk_log.propagate = sdk_log.propagate, False
+    # on a terminal, say what the wait is for: a collector that is down costs `timeout_s`
+    waiting = progress.status(f"connecting to {visible(endpoint)} (gives up after {timeout_s:g} s)")
     try:
-        checked = _CheckedExporter(OTLPSpanExporter(endpoint=endpoint, timeout=timeout_s))
-        export_ms = int(timeout_s * 1000) + 1000
-        provider.add_span_processor(
-            BatchSpanProcessor(cast("Any", checked), export_timeout_millis=export_ms)
-        )
-        exporter = otel_exporter(provider, conventions=conventions)
-        sent = reexport(args.file, [exporter])
-        exporter.shutdown()
-        flushed = provider.force_flush(int((timeout_s + 5) * 1000))
-        provider.shutdown()
+        with waiting as say:
+            failures.said = lambda why: say(_waiting_for(endpoint, why, timeout_s))
+            checked = _CheckedExporter(OTLPSpanExporter(endpoint=endpoint, timeout=timeout_s))
+            export_ms = int(timeout_s * 1000) + 1000
+            provider.add_span_processor(
+                BatchSpanProcessor(cast("Any", checked), export_timeout_millis=export_ms)
+            )
+            exporter = otel_exporter(provider, conventions=conventions)
+            sent = reexport(args.file, [exporter])
+            exporter.shutdown()
+            flushed = provider.force_flush(int((timeout_s + 5) * 1000))
+            provider.shutdown()
     finally:
         sdk_log.removeHandler(failures)
         sdk_log.propagate = propagate
@@ -165,6 +172,17 @@ def _otlp_target(args: argparse.Namespace) -> tuple[str, float]:
     return endpoint, float(timeout_s)
 
 
+def _waiting_for(endpoint: str, logged: str, timeout_s: float) -> str:
+    """What the wait is for now, from what the OTLP exporter logged (a retry, a failure)."""
+    retry = re.search(r"retrying in ([0-9.]+)s", logged)
+    if retry:
+        return (
+            f"{visible(endpoint)} did not take the spans; retrying in {float(retry[1]):g} s "
+            f"(gives up after {timeout_s:g} s)"
+        )
+    return f"{visible(endpoint)}: {visible(logged)[:120]}"
+
+
 class _CheckedExporter:
     """An OTel span exporter that delegates, and counts spans in batches that failed."""
 
@@ -199,6 +217,7 @@ class _FailureLog(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
+        self.said: Callable[[str], None] = lambda _: None  # each message, as it comes
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -206,6 +225,7 @@ class _FailureLog(logging.Handler):
         except Exception:
             message = str(record.msg)
         self.messages.append(" ".join(message.split())[:300])
+        self.said(message)
 
     def reason(self) -> str | None:
         return " | ".join(dict.fromkeys(self.messages)) or None

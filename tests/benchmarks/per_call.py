@@ -35,6 +35,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lcel_trace import progress
+
 INPUT = {"topic": "parrots"}
 BATCH = 50
 ENTRIES = ("invoke", "ainvoke", "batch 50", "abatch 50")
@@ -44,6 +46,7 @@ PEERS = {
     "openllmetry": "opentelemetry-instrumentation-langchain",
 }
 LIMIT = 1.30  # traced invoke and abatch of 50, export included, × plain
+SUSTAINED = ("plain", "lcel-trace+jsonl", "lcel-trace+otel")
 NOOP = "do-nothing handler"
 """Not a tracer: an inline callback handler that does nothing, attached with
 `with_config`: what LangChain itself charges a call for having any handler at all."""
@@ -322,17 +325,34 @@ def per_call(*, quick: bool, blocks: int | None = None, peers: bool = True) -> P
             missing.append(f"{tracer} (pip install {distribution})")
     samples: dict[str, list[dict[str, Any]]] = {t: [] for t in tracers}
     failed: dict[str, str] = {}
-    for block in range(blocks):
-        order = tracers[block % len(tracers) :] + tracers[: block % len(tracers)]
-        for tracer in order:
-            if tracer in failed:
-                continue
-            try:
-                data = run_child(["--child", tracer, str(calls), str(rounds)])
-            except RuntimeError as exc:
-                failed[tracer] = str(exc)
-                continue
-            samples[tracer].append(data)
+    seconds = 5.0 if quick else 20.0
+    phases = {
+        f"per-call processes ({len(tracers)} tracers x {blocks} blocks)": blocks * len(tracers),
+        f"sustained loop ({len(SUSTAINED)} x {seconds:.0f} s)": len(SUSTAINED),
+        "OTel SDK floor": 1,
+    }
+    timed, loop, sdk = phases
+    with progress.steps(phases) as shown:
+        shown.begin(timed)
+        for block in range(blocks):
+            order = tracers[block % len(tracers) :] + tracers[: block % len(tracers)]
+            for tracer in order:
+                if tracer in failed:
+                    shown.advance(timed)
+                    continue
+                try:
+                    data = run_child(["--child", tracer, str(calls), str(rounds)])
+                except RuntimeError as exc:
+                    failed[tracer] = str(exc)
+                    continue
+                finally:
+                    shown.advance(timed)
+                samples[tracer].append(data)
+        shown.begin(loop)
+        sustained, drops = sustained_rows(seconds, lambda: shown.advance(loop))
+        shown.begin(sdk)
+        floor = run_child(["--sdk-floor", str(calls)])["cpu_us"]
+        shown.advance(sdk)
     if "plain" in failed:
         raise RuntimeError(f"plain per-call process failed: {failed['plain']}")
 
@@ -363,8 +383,6 @@ def per_call(*, quick: bool, blocks: int | None = None, peers: bool = True) -> P
                 f"| {tracer} | {entry} | {wall_us:.0f} | {_spread(wall)} | {cpu_us:.0f} "
                 f"| {_spread(cpu)} | {cpu_us - plain_cpu:+.0f} |"
             )
-    sustained, drops = sustained_rows(5.0 if quick else 20.0)
-    floor = run_child(["--sdk-floor", str(calls)])["cpu_us"]
     plain_invoke = statistics.median(med(p, "invoke", "cpu_us") for p in samples["plain"])
     table = (
         f"#### Per call: prompt | FakeListChatModel | StrOutputParser, 4 runs per call "
@@ -374,15 +392,17 @@ def per_call(*, quick: bool, blocks: int | None = None, peers: bool = True) -> P
     return PerCallResult(table, ratios, cpu_ratios, sustained, drops, missing, floor, plain_invoke)
 
 
-def sustained_rows(seconds: float) -> tuple[str, dict[str, int]]:
+def sustained_rows(seconds: float, done: Callable[[], None]) -> tuple[str, dict[str, int]]:
+    """One process per tracer in SUSTAINED; `done()` after each."""
     lines = [
         "| tracer | calls/s (loop) | calls/s (incl. final drain) | CPU µs/call "
         "| records dropped | chunks dropped | peak queued | OTel spans at the sink / sent |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     drops: dict[str, int] = {}
-    for tracer in ("plain", "lcel-trace+jsonl", "lcel-trace+otel"):
+    for tracer in SUSTAINED:
         d = run_child(["--sustained", tracer, str(seconds)])
+        done()
         drops[tracer] = d["dropped_records"]
         lost = "–"
         if tracer.endswith("otel") and d["sink_spans"] is not None:  # the SDK's own queue
