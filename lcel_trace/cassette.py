@@ -1,0 +1,839 @@
+"""Cassettes: a recorded trace re-runs a chain or agent offline, deterministically.
+
+    from lcel_trace.cassette import cassette
+
+    with cassette("tests/cassettes/agent.jsonl"):       # records the first time,
+        agent.invoke({"messages": [("user", "hi")]})  # replays every time after
+
+Inside a cassette every chat model and completion LLM call answers from the model spans
+of a trace file, keyed on a canonical form of the request (see
+`lcel_trace._cassette_keys`). The answer is given where the provider's own code would
+produce it (see `lcel_trace._cassette_patch`), so LangChain's callbacks, ids, streaming
+and post-processing all run as they do live: `invoke` returns the recorded message,
+`stream` yields the recorded chunks (at the recorded pace times `speed`, 0 = at once), a
+recorded error is raised again, and the replayed run is traced like any other. Any
+`lcel-trace/1` file serves: one a `JsonlExporter` wrote in production, or one this module
+recorded (one trace per model call, chunks kept: `record_chunks="all"`).
+
+Modes, as VCR.py users know them: "once" (record when the file does not exist, else
+replay only), "replay" (never call a model; a miss raises `CassetteMiss`), "record"
+(always call and append), "new" (replay what matches, record the rest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import importlib
+import inspect
+import json
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextvars import Token
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar, cast
+from uuid import UUID, uuid4
+
+from langchain_core.language_models import BaseChatModel, BaseLLM
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages.utils import message_chunk_to_message
+from langchain_core.outputs import (
+    ChatGeneration,
+    ChatGenerationChunk,
+    ChatResult,
+    Generation,
+    GenerationChunk,
+    LLMResult,
+)
+
+from lcel_trace import _cassette_patch
+from lcel_trace._cassette_file import ModelKind, Recording, UnusableCassetteError, read_recordings
+from lcel_trace._cassette_keys import (
+    differences,
+    live_chat_request,
+    live_llm_request,
+    request_key,
+)
+from lcel_trace.clock import now_ns
+from lcel_trace.context import TraceOptions, new_trace_id
+from lcel_trace.export import SpanExporter
+from lcel_trace.recorder import Recorder
+from lcel_trace.redact import Redact, Redactor
+from lcel_trace.replay import MAX_GAP_S, RecordedError
+from lcel_trace.session import TraceSession
+from lcel_trace.span import SpanError
+
+__all__ = ["Cassette", "CassetteMiss", "Mode", "UnusableCassetteError", "cassette"]
+
+Mode = Literal["once", "replay", "record", "new"]
+MODES: tuple[Mode, ...] = ("once", "replay", "record", "new")
+_REPLAYABLE = ("models",)
+_F = TypeVar("_F", bound=Callable[..., Any])
+_SHOWN_CHARS = 80
+
+
+class CassetteMiss(Exception):  # noqa: N818 - the name DESIGN §2 fixes
+    """A model call with no recording left to answer it (mode "replay", or "once" with
+    an existing file). The message names the nearest recorded request, the first
+    difference, and how to re-record."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        key: str,
+        request: Mapping[str, Any],
+        nearest: Recording | None,
+        diffs: Sequence[tuple[str, Any, Any]],
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.key = key
+        self.request = request
+        self.nearest = nearest
+        self.differences = list(diffs)
+
+
+def cassette(
+    path: str | os.PathLike[str],
+    mode: Mode = "once",
+    *,
+    replay: Sequence[str] = ("models",),
+    speed: float = 0.0,
+    redact: Redact | None = None,
+) -> Cassette:
+    """A context manager (sync and async) and decorator in which model calls answer
+    from the trace file at `path` (see the module docstring for `mode`).
+
+    `speed` scales recorded timing (1.0 = as recorded, 0 = no waiting); `redact` is the
+    `redact=` hook the recording was made with, applied to live requests before they
+    are compared (and to what record mode writes)."""
+    return Cassette(path, mode=mode, replay=replay, speed=speed, redact=redact)
+
+
+class Cassette:
+    """One cassette file and how to use it; see `cassette()`. Each `with` (or each call
+    of a decorated function) reads the file afresh and replays from its start."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        mode: Mode = "once",
+        replay: Sequence[str] = ("models",),
+        speed: float = 0.0,
+        redact: Redact | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        unknown = [kind for kind in replay if kind not in _REPLAYABLE]
+        if unknown or "models" not in replay:
+            raise ValueError(
+                f"replay={tuple(replay)!r}: this version replays model calls only "
+                "(replay=('models',)); tools and retrievers run live"
+            )
+        if not speed >= 0:
+            raise ValueError(f"speed must be >= 0 (0 = as fast as possible), got {speed}")
+        self.path = Path(path)
+        self.mode: Mode = mode
+        self.replay = tuple(replay)
+        self.speed = float(speed)
+        self.redact = redact
+        self._redactor = Redactor(redact)
+        self._tokens: list[Token[_cassette_patch.Interceptor | None]] = []
+        self._lock = threading.Lock()
+        self._replaying = False
+        self._recording = False
+        self._queues: dict[str, deque[Recording]] = {}
+        self._recordings: list[Recording] = []
+        self._writer: _Writer | None = None
+        self.replayed = 0
+        """How many calls were answered from the file (since the last `with`)."""
+        self.recorded = 0
+        """How many calls were made live and recorded (since the last `with`)."""
+
+    def __repr__(self) -> str:
+        return f"cassette({str(self.path)!r}, mode={self.mode!r})"
+
+    # -- entering and leaving -----------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self._open()
+        _cassette_patch.install()
+        self._tokens.append(_cassette_patch.active_interceptor().set(self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token = self._tokens.pop()
+        try:
+            _cassette_patch.active_interceptor().reset(token)
+        except ValueError:  # left in another context than it was entered in
+            _cassette_patch.active_interceptor().set(None)
+        _cassette_patch.uninstall()
+        self._close()
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, function: _F) -> _F:
+        """Use as a decorator: each call of `function` runs inside a fresh cassette."""
+
+        def fresh() -> Cassette:
+            return Cassette(
+                self.path, mode=self.mode, replay=self.replay, speed=self.speed, redact=self.redact
+            )
+
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                async with fresh():
+                    return await function(*args, **kwargs)
+
+            return cast("_F", run_async)
+
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with fresh():
+                return function(*args, **kwargs)
+
+        return cast("_F", run)
+
+    def _open(self) -> None:
+        exists = self.path.exists()
+        if self.mode == "replay" and not exists:
+            raise FileNotFoundError(
+                f"cassette {self.path} does not exist and mode is 'replay': record it first "
+                "with mode='once' (pytest: --lcel-record-mode=once)"
+            )
+        self._replaying = self.mode in ("replay", "new") or (self.mode == "once" and exists)
+        self._recording = self.mode in ("record", "new") or (self.mode == "once" and not exists)
+        recordings = read_recordings(self.path) if self._replaying and exists else []
+        with self._lock:
+            self._recordings = recordings
+            self._queues = {}
+            for recording in recordings:
+                self._queues.setdefault(recording.key, deque()).append(recording)
+            self.replayed = self.recorded = 0
+
+    def _close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+    # -- one model call -------------------------------------------------------------------
+
+    def call(
+        self,
+        model: BaseChatModel | BaseLLM,
+        method: str,
+        original: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Answer one provider-method call (see `_cassette_patch.Interceptor`)."""
+        first, stop, run_manager, rest = _split(args, kwargs)
+        call = _Call(self, model, method, first, stop, run_manager, rest)
+        if call.kind == "llm" and method in ("_generate", "_agenerate"):
+            return call.llm_batch(original, args, kwargs)
+        recording = self._take(call.kind, call.requests[0]) if self._replaying else None
+        if recording is not None:
+            return call.replay(recording)
+        if not self._recording:
+            raise self._miss(call.kind, call.requests[0])
+        return call.record(original, args, kwargs)
+
+    def _take(self, kind: ModelKind, request: Mapping[str, Any]) -> Recording | None:
+        key = request_key(request)
+        with self._lock:
+            queue = self._queues.get(key)
+            if queue:
+                self.replayed += 1
+                return queue.popleft()
+        return None
+
+    def _writer_for(self) -> _Writer:
+        with self._lock:
+            if self._writer is None:
+                self._writer = _Writer(self.path, self._redactor, self.redact)
+            self.recorded += 1
+            return self._writer
+
+    def _miss(self, kind: ModelKind, request: Mapping[str, Any]) -> CassetteMiss:
+        key = request_key(request)
+        model = request.get("model") or {}
+        label = f"{model.get('type')} {model.get('name')!r}"
+        same = [r for r in self._recordings if r.key == key]
+        lines = [f"no recording left for this {label} request (key {key}) in {self.path}"]
+        nearest: Recording | None = None
+        diffs: list[tuple[str, Any, Any]] = []
+        if same:
+            lines.append(
+                f"  it was recorded {len(same)} time(s) and every one was already replayed: "
+                "the code now asks it more often than when it was recorded"
+            )
+            nearest = same[-1]
+        else:
+            candidates = [r for r in self._recordings if r.kind == kind] or self._recordings
+            if candidates:
+                nearest = min(candidates, key=lambda r: len(differences(r.request, request)))
+                diffs = differences(nearest.request, request)
+                position = self._recordings.index(nearest) + 1
+                lines.append(
+                    f"  nearest recorded: key {nearest.key} ({nearest.label}, call {position} "
+                    f"of {len(self._recordings)}, trace {nearest.trace_id})"
+                )
+                path, before, after = diffs[0]
+                more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+                lines.append(
+                    f"  first difference: {path}: recorded {_shown(before)} / now "
+                    f"{_shown(after)}{more}"
+                )
+            else:
+                lines.append("  the file holds no model calls")
+        lines.append(
+            "  to re-record: mode='new' records what changed and keeps the rest "
+            "(pytest: --lcel-record-mode=new); or delete the file and run with mode='once'"
+        )
+        return CassetteMiss(
+            "\n".join(lines),
+            path=str(self.path),
+            key=key,
+            request=request,
+            nearest=nearest,
+            diffs=diffs,
+        )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+
+
+def _split(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, list[str] | None, Any, dict[str, Any]]:
+    """A provider method's `(messages_or_prompt, stop=None, run_manager=None, **kwargs)`."""
+    rest = dict(kwargs)
+    positional = list(args)
+    names = ("messages" if "messages" in rest else "prompts" if "prompts" in rest else "prompt",)
+    first = positional.pop(0) if positional else rest.pop(names[0], None)
+    stop = positional.pop(0) if positional else rest.pop("stop", None)
+    run_manager = positional.pop(0) if positional else rest.pop("run_manager", None)
+    return first, stop, run_manager, rest
+
+
+# -- the calls ---------------------------------------------------------------------------
+
+
+class _Call:
+    """One intercepted provider call: its canonical request(s), replayed or recorded."""
+
+    def __init__(
+        self,
+        owner: Cassette,
+        model: BaseChatModel | BaseLLM,
+        method: str,
+        first: Any,
+        stop: list[str] | None,
+        run_manager: Any,
+        rest: dict[str, Any],
+    ) -> None:
+        self.owner = owner
+        self.model = model
+        self.method = method
+        self.is_async = method in ("_agenerate", "_astream")
+        self.streams = method in ("_stream", "_astream")
+        self.kind: ModelKind = "chat_model" if isinstance(model, BaseChatModel) else "llm"
+        self.name = type(model).__name__
+        self.run_id: UUID = getattr(run_manager, "run_id", None) or uuid4()
+        self.params = _invocation_params(model, stop, rest)
+        self.metadata = _ls_params(model, stop, rest)
+        redactor = owner._redactor
+        if self.kind == "chat_model":
+            self.inputs: list[Any] = [list(first or ())]
+            self.requests = [
+                live_chat_request(self.inputs[0], self.params, self.metadata, self.name, redactor)
+            ]
+        else:
+            self.inputs = list(first) if isinstance(first, list) else [first]
+            self.requests = [
+                live_llm_request(p, self.params, self.metadata, self.name, redactor)
+                for p in self.inputs
+            ]
+
+    # -- replay -------------------------------------------------------------------------
+
+    def replay(self, recording: Recording) -> Any:
+        pacer = _Pacer(self.owner.speed)
+        if self.streams:
+            chunks = _replay_chunks(recording, self.kind)
+            if self.is_async:
+                return _async_chunks(chunks, recording, pacer)
+            return _sync_chunks(chunks, recording, pacer)
+        answer = _chat_result if self.kind == "chat_model" else _llm_result
+        if self.is_async:
+            return _async_answer(lambda: answer([recording]), recording, pacer)
+        pacer.wait_sync(recording.start_ns)
+        pacer.wait_sync(recording.end_ns)
+        return answer([recording])
+
+    def llm_batch(
+        self, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """A completion `_generate` over several prompts: all replayed, or all live."""
+        owner = self.owner
+        found: list[Recording] = []
+        if owner._replaying:
+            for request in self.requests:
+                recording = owner._take("llm", request)
+                if recording is None:
+                    if not owner._recording:
+                        raise owner._miss("llm", request)
+                    break
+                found.append(recording)
+        if owner._replaying and len(found) == len(self.requests):
+            pacer = _Pacer(owner.speed)
+            if self.is_async:
+                return _async_answer(lambda: _llm_result(found), found[0], pacer)
+            return _llm_result(found)
+        return self.record(original, args, kwargs)
+
+    # -- record ---------------------------------------------------------------------------
+
+    def record(
+        self, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        writer = self.owner._writer_for()
+        runs = [writer.start(self, value) for value in self.inputs]
+        if self.streams:
+            source = original(*args, **kwargs)
+            if self.is_async:
+                return _record_async_stream(source, runs[0], self.kind)
+            return _record_sync_stream(source, runs[0], self.kind)
+        if self.is_async:
+            return _record_async_answer(original(*args, **kwargs), runs, self.kind)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as exc:
+            for run in runs:
+                run.fail(exc)
+            raise
+        _end_runs(runs, result, self.kind)
+        return result
+
+
+def _invocation_params(
+    model: BaseChatModel | BaseLLM, stop: list[str] | None, rest: dict[str, Any]
+) -> dict[str, Any]:
+    """What LangChain reports as the call's `invocation_params` (as a trace records it)."""
+    try:
+        if isinstance(model, BaseChatModel):
+            return dict(model._get_invocation_params(stop=stop, **rest))
+        params = dict(model._dict_for_compat())
+        params["stop"] = stop
+        return {**params, **rest}
+    except Exception:
+        return {"stop": stop, **rest}
+
+
+def _ls_params(
+    model: BaseChatModel | BaseLLM, stop: list[str] | None, rest: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        return dict(model._get_ls_params(stop=stop, **rest))
+    except Exception:
+        return {}
+
+
+# -- answers ------------------------------------------------------------------------------
+
+
+def _fresh_id(message: BaseMessage) -> BaseMessage:
+    """A deep copy whose LangChain-made id (`lc_run-...`, the recorded run's) is cleared,
+    so LangChain gives it the replayed run's id as it would live; providers' ids stay."""
+    copy = message.model_copy(deep=True)
+    if isinstance(copy.id, str) and copy.id.startswith("lc_run-"):
+        copy.id = None
+    return copy
+
+
+def _message_of(recording: Recording) -> AIMessage:
+    output = recording.output
+    if output is None and recording.chunks:
+        output = _joined([chunk for _, chunk in recording.chunks])
+    if isinstance(output, AIMessageChunk):
+        output = message_chunk_to_message(output)
+    if not isinstance(output, AIMessage):
+        raise UnusableCassetteError(
+            f"recorded call {recording.label} (trace {recording.trace_id}) holds no answer "
+            f"message (found {type(output).__name__})"
+        )
+    return cast("AIMessage", _fresh_id(output))
+
+
+def _joined(chunks: list[Any]) -> Any:
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total = total + chunk
+    return total
+
+
+def _chat_result(recordings: list[Recording]) -> ChatResult:
+    recording = recordings[0]
+    if recording.error is not None:
+        raise rebuilt_error(recording.error)
+    return ChatResult(generations=[ChatGeneration(message=_message_of(recording))])
+
+
+def _llm_result(recordings: list[Recording]) -> LLMResult:
+    generations: list[list[Generation]] = []
+    llm_output: dict[str, Any] | None = None
+    for recording in recordings:
+        if recording.error is not None:
+            raise rebuilt_error(recording.error)
+        output = recording.output if isinstance(recording.output, Mapping) else {}
+        recorded = output.get("generations") or []
+        first = recorded[0] if recorded and isinstance(recorded[0], list) else []
+        texts = [g for g in first if isinstance(g, Mapping)]
+        if not texts and recording.chunks:
+            joined = _joined([chunk for _, chunk in recording.chunks])
+            texts = [{"text": joined.text, "generation_info": joined.generation_info}]
+        generations.append(
+            [
+                Generation(text=str(g.get("text", "")), generation_info=g.get("generation_info"))
+                for g in texts
+            ]
+        )
+        if llm_output is None and isinstance(output.get("llm_output"), dict):
+            llm_output = output["llm_output"]
+    return LLMResult(generations=generations, llm_output=llm_output)
+
+
+def _replay_chunks(recording: Recording, kind: ModelKind) -> list[tuple[int, Any]]:
+    """The chunks to stream: as recorded; one chunk holding the whole answer when the
+    call was not streamed when recorded; refused when it streamed but its chunks were
+    not kept."""
+    if recording.chunks:
+        if kind == "chat_model":
+            return [
+                (ts, ChatGenerationChunk(message=cast("AIMessageChunk", _fresh_id(chunk))))
+                for ts, chunk in recording.chunks
+                if isinstance(chunk, BaseMessageChunk)
+            ]
+        return [
+            (ts, chunk if isinstance(chunk, GenerationChunk) else GenerationChunk(text=str(chunk)))
+            for ts, chunk in recording.chunks
+        ]
+    if recording.chunk_count:
+        raise UnusableCassetteError(
+            f"recorded call {recording.label} (trace {recording.trace_id}) streamed "
+            f"{recording.chunk_count} chunks but the file does not keep them, so it cannot "
+            "be replayed as a stream: record with JsonlExporter(..., record_chunks='all') "
+            "(cassette record mode does), or call the model with invoke"
+        )
+    if recording.error is not None:
+        return []
+    if kind == "chat_model":
+        message = _message_of(recording)
+        whole = AIMessageChunk(
+            content=message.content,
+            additional_kwargs=message.additional_kwargs,
+            response_metadata=message.response_metadata,
+            usage_metadata=message.usage_metadata,
+            id=message.id,
+            name=message.name,
+            tool_call_chunks=[
+                tool_call_chunk(
+                    name=call["name"], args=json.dumps(call["args"]), id=call.get("id"), index=i
+                )
+                for i, call in enumerate(message.tool_calls)
+            ],
+        )
+        return [(recording.end_ns, ChatGenerationChunk(message=whole))]
+    generation = _llm_result([recording]).generations[0][0]
+    chunk = GenerationChunk(text=generation.text, generation_info=generation.generation_info)
+    return [(recording.end_ns, chunk)]
+
+
+def _sync_chunks(
+    chunks: list[tuple[int, Any]], recording: Recording, pacer: _Pacer
+) -> Iterator[Any]:
+    pacer.wait_sync(recording.start_ns)
+    for ts_ns, chunk in chunks:
+        pacer.wait_sync(ts_ns)
+        yield chunk
+    if recording.error is not None:
+        raise rebuilt_error(recording.error)
+
+
+async def _async_chunks(
+    chunks: list[tuple[int, Any]], recording: Recording, pacer: _Pacer
+) -> AsyncIterator[Any]:
+    await pacer.wait(recording.start_ns)
+    for ts_ns, chunk in chunks:
+        await pacer.wait(ts_ns)
+        yield chunk
+    if recording.error is not None:
+        raise rebuilt_error(recording.error)
+
+
+async def _async_answer(answer: Callable[[], Any], recording: Recording, pacer: _Pacer) -> Any:
+    await pacer.wait(recording.start_ns)
+    await pacer.wait(recording.end_ns)
+    return answer()
+
+
+def rebuilt_error(error: SpanError) -> BaseException:
+    """The recorded error as its own type when that type is already imported and can be
+    made without running its own code (no custom `__new__`; a custom `__init__` is
+    skipped); otherwise a `RecordedError` naming it. Nothing is imported by name from
+    the file."""
+    cls = _exception_class(error.type)
+    if cls is not None and cls.__new__ is BaseException.__new__:
+        try:
+            if cls.__init__ is BaseException.__init__ or cls.__init__ is Exception.__init__:
+                return cls(error.message)
+            instance = cls.__new__(cls)
+            BaseException.__init__(instance, error.message)
+            return instance
+        except Exception:
+            pass
+    return RecordedError(error.type, error.message)
+
+
+def _exception_class(qualified: str) -> type[Exception] | None:
+    parts = qualified.split(".")
+    for cut in range(len(parts) - 1, -1, -1):
+        module = sys.modules.get(".".join(parts[:cut]) if cut else "builtins")
+        if module is None:
+            continue
+        found: Any = module
+        for name in parts[cut:]:
+            found = getattr(found, name, None)
+        if isinstance(found, type) and issubclass(found, Exception):
+            return found
+        return None
+    return None
+
+
+class _Pacer:
+    """Waits out recorded gaps divided by `speed` (0 = never waits); each gap capped at
+    `replay.MAX_GAP_S`, as every replay of an untrusted file is."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._last: int | None = None
+        self._due = time.monotonic()
+
+    def _delay(self, ts_ns: int) -> float:
+        if not self.speed:
+            return 0.0
+        if self._last is None:
+            self._last, self._due = ts_ns, time.monotonic()
+            return 0.0
+        gap = min(max(ts_ns - self._last, 0) / 1e9, MAX_GAP_S)
+        self._last = max(ts_ns, self._last)
+        self._due += gap / self.speed
+        return max(0.0, self._due - time.monotonic())
+
+    def wait_sync(self, ts_ns: int) -> None:
+        delay = self._delay(ts_ns)
+        if delay:
+            time.sleep(delay)
+
+    async def wait(self, ts_ns: int) -> None:
+        delay = self._delay(ts_ns)
+        if delay:
+            await asyncio.sleep(delay)
+
+
+# -- recording ------------------------------------------------------------------------------
+
+
+class _Writer:
+    """Writes recorded model calls to the cassette file, one trace per call, through the
+    same pipeline as every trace (recorder, session, `JsonlExporter` with every chunk)."""
+
+    def __init__(self, path: Path, redactor: Redactor, redact: Redact | None) -> None:
+        # lcel_trace.exporters is the top-level exporters/ folder, mapped at install time
+        exporters = importlib.import_module("lcel_trace.exporters")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.exporter: SpanExporter = exporters.JsonlExporter(path, record_chunks="all")
+        self.options = TraceOptions.build(exporters=[self.exporter], redact=redact)
+
+    def start(self, call: _Call, value: Any) -> _Run:
+        # A clean context: the user's capture() blocks must not receive our traces.
+        session = contextvars.Context().run(
+            TraceSession,
+            self.options,
+            trace_id=new_trace_id(),
+            root_name=call.name,
+            root_run_id=str(call.run_id),
+        )
+        run = _Run(session, Recorder(session, {}), call.run_id)
+        if call.kind == "chat_model":
+            run.recorder.on_chat_model_start(
+                None,
+                [value],
+                run_id=call.run_id,
+                name=call.name,
+                metadata=call.metadata,
+                invocation_params=call.params,
+            )
+        else:
+            run.recorder.on_llm_start(
+                None,
+                [value],
+                run_id=call.run_id,
+                name=call.name,
+                metadata=call.metadata,
+                invocation_params=call.params,
+            )
+        return run
+
+    def close(self) -> None:
+        self.exporter.force_flush(30.0)
+        self.exporter.shutdown()
+
+
+class _Run:
+    """One recorded model run while it happens."""
+
+    def __init__(self, session: TraceSession, recorder: Recorder, run_id: UUID) -> None:
+        self.session = session
+        self.recorder = recorder
+        self.run_id = run_id
+        self.chunks: list[Any] = []
+
+    def chunk(self, ts_ns: int, chunk: Any, kind: ModelKind) -> None:
+        self.chunks.append(chunk)
+        value = chunk.message if isinstance(chunk, ChatGenerationChunk) else chunk
+        self.session.chunk(str(self.run_id), ts_ns, value)
+
+    def end(self, generations: list[Any], llm_output: dict[str, Any] | None) -> None:
+        self.recorder.on_llm_end(
+            LLMResult(generations=[generations], llm_output=llm_output), run_id=self.run_id
+        )
+        self.session.finish()
+
+    def end_stream(self, kind: ModelKind) -> None:
+        if not self.chunks:
+            self.fail(ValueError("No generation chunks were returned"))
+            return
+        merged = _joined(self.chunks)
+        self.end([merged], None)
+
+    def fail(self, error: BaseException, *, cancelled: bool = False) -> None:
+        if not cancelled:
+            self.recorder.on_llm_error(error, run_id=self.run_id)
+        self.session.finish(error, cancelled=cancelled)
+
+
+def _processed(generation: Any, llm_output: dict[str, Any] | None, single: bool) -> Any:
+    """A copy of a provider's generation as LangChain hands it on (response metadata
+    merged from generation info and, for one generation, the call's llm output)."""
+    if isinstance(generation, ChatGeneration):
+        metadata = {**(generation.generation_info or {}), **generation.message.response_metadata}
+        if single and llm_output is not None:
+            metadata = {**llm_output, **metadata}
+        message = generation.message.model_copy(update={"response_metadata": metadata})
+        return ChatGeneration(message=message, generation_info=generation.generation_info)
+    return generation
+
+
+def _end_runs(runs: list[_Run], result: Any, kind: ModelKind) -> None:
+    if kind == "chat_model" and isinstance(result, ChatResult):
+        single = len(result.generations) == 1
+        generations = [_processed(g, result.llm_output, single) for g in result.generations]
+        runs[0].end(generations, result.llm_output)
+        return
+    if isinstance(result, LLMResult):
+        for index, run in enumerate(runs):
+            gens = result.generations[index] if index < len(result.generations) else []
+            run.end(list(gens), result.llm_output)
+
+
+async def _record_async_answer(awaitable: Any, runs: list[_Run], kind: ModelKind) -> Any:
+    try:
+        result = await awaitable
+    except BaseException as exc:
+        for run in runs:
+            run.fail(exc, cancelled=isinstance(exc, asyncio.CancelledError))
+        raise
+    _end_runs(runs, result, kind)
+    return result
+
+
+def _record_sync_stream(source: Iterator[Any], run: _Run, kind: ModelKind) -> Iterator[Any]:
+    """Pass the provider's chunks on; each is recorded when the next is asked for, by
+    which time LangChain has given it its final id and metadata."""
+    pending: tuple[int, Any] | None = None
+    try:
+        for chunk in source:
+            if pending is not None:
+                run.chunk(*pending, kind)
+            pending = (now_ns(), chunk)
+            yield chunk
+    except GeneratorExit as exc:
+        if pending is not None:
+            run.chunk(*pending, kind)
+        run.fail(exc, cancelled=True)
+        raise
+    except BaseException as exc:
+        if pending is not None:
+            run.chunk(*pending, kind)
+        run.fail(exc)
+        raise
+    if pending is not None:
+        run.chunk(*pending, kind)
+    run.end_stream(kind)
+
+
+async def _record_async_stream(
+    source: AsyncIterator[Any], run: _Run, kind: ModelKind
+) -> AsyncIterator[Any]:
+    pending: tuple[int, Any] | None = None
+    try:
+        async for chunk in source:
+            if pending is not None:
+                run.chunk(*pending, kind)
+            pending = (now_ns(), chunk)
+            yield chunk
+    except (GeneratorExit, asyncio.CancelledError) as exc:
+        if pending is not None:
+            run.chunk(*pending, kind)
+        run.fail(exc, cancelled=True)
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        raise
+    except BaseException as exc:
+        if pending is not None:
+            run.chunk(*pending, kind)
+        run.fail(exc)
+        raise
+    if pending is not None:
+        run.chunk(*pending, kind)
+    run.end_stream(kind)
