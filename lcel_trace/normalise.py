@@ -18,12 +18,14 @@ from lcel_trace.span import EventKind, RunType, TraceEvent, Usage
 
 __all__ = [
     "FAMILY_RUN_TYPE",
+    "LIBRARY_PACKAGES",
     "PHASE_KIND",
     "REQUEST_PARAMS",
     "error_message",
     "fold_chunks",
     "has_content",
     "is_cancellation",
+    "is_user_runnable",
     "normalise",
     "request_facts",
     "response_facts",
@@ -65,6 +67,16 @@ REQUEST_PARAMS = (
 """Request parameters worth keeping from a model's invocation params."""
 
 _CANCELLATION_TYPES = ("GeneratorExit", "asyncio.exceptions.CancelledError", "CancelledError")
+
+LIBRARY_PACKAGES = ("langchain", "langgraph", "lcel_trace")
+"""Packages (by module name prefix) whose runnables LangChain reports truthfully: a
+LangGraph graph or node is a chain. A chain run from any other package is the user's own
+`Runnable` subclass: "custom"."""
+
+
+def is_user_runnable(runnable: object) -> bool:
+    """Whether `runnable`'s chain runs are the user's own `Runnable` subclass ("custom")."""
+    return not type(runnable).__module__.startswith(LIBRARY_PACKAGES)
 
 
 def run_type_of(family: str, name: str, name_run_types: Mapping[str, RunType]) -> RunType:

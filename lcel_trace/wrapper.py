@@ -43,6 +43,7 @@ from lcel_trace.context import (
     otel_parent,
 )
 from lcel_trace.export import SpanExporter
+from lcel_trace.normalise import is_user_runnable
 from lcel_trace.recorder import (
     AsyncRecorder,
     AsyncTappingRecorder,
@@ -102,7 +103,7 @@ def run_types_by_name(root: Runnable[Any, Any], limit: int = 10_000) -> Mapping[
     for node in _runnables_in(root, limit):
         if isinstance(node, (RunnableLambda, RunnableGenerator)):
             found.setdefault(node.get_name(), "lambda")
-        elif _is_user_defined(node):
+        elif not isinstance(node, TracedRunnable) and is_user_runnable(node):
             found.setdefault(node.get_name(), "custom")
     return found
 
