@@ -52,6 +52,7 @@ from langchain_core.outputs import (
     GenerationChunk,
     LLMResult,
 )
+from langchain_core.utils.utils import LC_ID_PREFIX
 
 from lcel_trace import _cassette_patch
 from lcel_trace._cassette_file import ModelKind, Recording, UnusableCassetteError, read_recordings
@@ -471,12 +472,8 @@ def _ls_params(
 
 
 def _fresh_id(message: BaseMessage) -> BaseMessage:
-    """A deep copy whose LangChain-made id (`lc_run-...`, the recorded run's) is cleared,
-    so LangChain gives it the replayed run's id as it would live; providers' ids stay."""
-    copy = message.model_copy(deep=True)
-    if isinstance(copy.id, str) and copy.id.startswith("lc_run-"):
-        copy.id = None
-    return copy
+    """A deep copy, recorded id and all (LangChain mutates what a model returns)."""
+    return message.model_copy(deep=True)
 
 
 def _message_of(recording: Recording) -> AIMessage:
@@ -537,11 +534,12 @@ def _replay_chunks(recording: Recording, kind: ModelKind) -> list[tuple[int, Any
     not kept."""
     if recording.chunks:
         if kind == "chat_model":
-            return [
+            replayed = [
                 (ts, ChatGenerationChunk(message=cast("AIMessageChunk", _fresh_id(chunk))))
                 for ts, chunk in recording.chunks
                 if isinstance(chunk, BaseMessageChunk)
             ]
+            return replayed + _closing_chunk(recording)
         return [
             (ts, chunk if isinstance(chunk, GenerationChunk) else GenerationChunk(text=str(chunk)))
             for ts, chunk in recording.chunks
@@ -575,6 +573,19 @@ def _replay_chunks(recording: Recording, kind: ModelKind) -> list[tuple[int, Any
     generation = _llm_result([recording]).generations[0][0]
     chunk = GenerationChunk(text=generation.text, generation_info=generation.generation_info)
     return [(recording.end_ns, chunk)]
+
+
+def _closing_chunk(recording: Recording) -> list[tuple[int, Any]]:
+    """The empty `chunk_position="last"` chunk LangChain adds after a provider's last
+    chunk, with the recorded run's id: record mode keeps the provider's chunks only."""
+    ts_ns, last = recording.chunks[-1]
+    if recording.error is not None or not isinstance(last, AIMessageChunk):
+        return []
+    if last.chunk_position or not (isinstance(last.id, str) and last.id.startswith(LC_ID_PREFIX)):
+        return []
+    content: Any = "" if isinstance(last.content, str) else []
+    closing = AIMessageChunk(content=content, chunk_position="last", id=last.id)
+    return [(ts_ns, ChatGenerationChunk(message=closing))]
 
 
 def _sync_chunks(
@@ -751,14 +762,20 @@ class _Run:
         self.session.finish(error, cancelled=cancelled)
 
 
-def _processed(generation: Any, llm_output: dict[str, Any] | None, single: bool) -> Any:
-    """A copy of a provider's generation as LangChain hands it on (response metadata
-    merged from generation info and, for one generation, the call's llm output)."""
+def _processed(
+    generation: Any, index: int, run_id: UUID, llm_output: dict[str, Any] | None, single: bool
+) -> Any:
+    """A copy of a provider's generation as LangChain hands it on: response metadata
+    merged from generation info (and, for one generation, the call's llm output), the
+    run's id given to a message without one (`BaseChatModel._generate_with_cache`)."""
     if isinstance(generation, ChatGeneration):
         metadata = {**(generation.generation_info or {}), **generation.message.response_metadata}
         if single and llm_output is not None:
             metadata = {**llm_output, **metadata}
-        message = generation.message.model_copy(update={"response_metadata": metadata})
+        update: dict[str, Any] = {"response_metadata": metadata}
+        if generation.message.id is None:
+            update["id"] = f"{LC_ID_PREFIX}-{run_id}-{index}"
+        message = generation.message.model_copy(update=update)
         return ChatGeneration(message=message, generation_info=generation.generation_info)
     return generation
 
@@ -766,7 +783,10 @@ def _processed(generation: Any, llm_output: dict[str, Any] | None, single: bool)
 def _end_runs(runs: list[_Run], result: Any, kind: ModelKind) -> None:
     if kind == "chat_model" and isinstance(result, ChatResult):
         single = len(result.generations) == 1
-        generations = [_processed(g, result.llm_output, single) for g in result.generations]
+        generations = [
+            _processed(g, i, runs[0].run_id, result.llm_output, single)
+            for i, g in enumerate(result.generations)
+        ]
         runs[0].end(generations, result.llm_output)
         return
     if isinstance(result, LLMResult):
