@@ -101,3 +101,42 @@ def test_validate_an_unreadable_file_is_exit_2(tmp_path: Path) -> None:
     result = cli("validate", bad)
     assert result.returncode == 2
     assert result.stderr.startswith(f"lcel-trace: error: {bad}:1: ")
+
+
+def test_sql_runs_duckdb_over_a_spans_view_of_every_file(runs: Path) -> None:
+    query = (
+        "SELECT trace_name, count(*) AS spans, count(cost_usd) AS priced "
+        "FROM spans GROUP BY trace_name ORDER BY trace_name"
+    )
+    result = cli("sql", query, runs, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows == [
+        {"trace_name": "a", "spans": 6, "priced": 3},
+        {"trace_name": "b", "spans": 2, "priced": 1},
+    ]
+
+
+def test_sql_can_read_the_view_twice_and_prints_a_table(runs: Path) -> None:
+    query = (
+        "SELECT child.name AS child, parent.name AS parent FROM spans child "
+        "JOIN spans parent ON child.parent_id = parent.span_id GROUP BY ALL"
+    )
+    result = cli("sql", query, runs / "a.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["child       parent", "ChatOpenAI  RunnableSequence"]
+
+
+def test_sql_text_from_a_file_is_printed_visibly(tmp_path: Path) -> None:
+    path = write(tmp_path / "evil.jsonl", [qa_trace(name="x\x1b[31mred\u202e")])
+    result = cli("sql", "SELECT DISTINCT trace_name FROM spans", path, "--csv")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert "\u202e" not in result.stdout
+
+
+def test_a_bad_query_is_one_line_and_exit_2(runs: Path) -> None:
+    result = cli("sql", "SELEC 1", runs)
+    assert result.returncode == 2
+    assert result.stderr.startswith("lcel-trace: error: sql: Parser Error")
+    assert len(result.stderr.splitlines()) == 1

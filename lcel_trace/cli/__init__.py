@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from lcel_trace.cli.common import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE
 from lcel_trace.terminal import visible
 
-COMMANDS = ("show", "stats", "validate", "replay", "tail", "html", "export", "diff")
+COMMANDS = ("show", "stats", "validate", "replay", "tail", "html", "export", "diff", "sql")
 """The command modules, in the order `--help` lists them."""
 
 
