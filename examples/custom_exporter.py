@@ -1,9 +1,10 @@
 """A custom exporter in a dozen lines: count spans per status, note each trace's end.
 
 Every exporter receives frozen records on a background thread of its own: `export`
-gets finished spans, the optional hooks (`on_trace_start`, `on_event`, `on_trace_end`,
-`on_batch`, `on_idle`) get the rest; see `lcel_trace.exporters.SpanExporter` and
-`ExporterHooks`. Run: `.venv/bin/python examples/custom_exporter.py`.
+gets finished spans; a `BaseExporter` subclass may override the other hooks
+(`on_trace_start`, `on_event`, `on_trace_end`, `on_idle`) and declare more in its
+`capabilities`; the contract is `lcel_trace.export.TraceExporter`.
+Run: `.venv/bin/python examples/custom_exporter.py`.
 """
 
 from __future__ import annotations

@@ -1,12 +1,26 @@
-"""Exporter back-ends, importable as `lcel_trace.exporters`.
+"""Exporter back-ends, importable as `lcel_trace.exporters`, and
+`hand_in`,
+what `trace()` does with each object passed as an exporter.
 
-`OtlpJsonExporter` needs the `otlp` extra (`pip install 'lcel-trace[otlp]'`) and is
-imported on first use, so the others work without it.
+The contract they meet (`TraceExporter`, `ExporterCapabilities`) is declared in
+`lcel_trace.export`; `SpanExporter` is its deprecated name. `OtlpJsonExporter` needs the
+`otlp` extra (`pip install 'lcel-trace[otlp]'`) and is imported on first use, so the
+others work without it.
 """
 
+import weakref
 from typing import Any
 
-from lcel_trace.export import BaseExporter, ExporterHooks, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter as _SdkSpanExporter
+
+from lcel_trace.export import (
+    BaseExporter,
+    ExporterCapabilities,
+    ExportProcessor,
+    SpanExporter,
+    TraceExporter,
+    processor_for,
+)
 
 from .jsonl import JsonlExporter
 from .otel import OtelExporter
@@ -14,13 +28,31 @@ from .structlog import StructlogExporter
 
 __all__ = [
     "BaseExporter",
-    "ExporterHooks",
+    "ExporterCapabilities",
     "JsonlExporter",
     "OtelExporter",
     "OtlpJsonExporter",
     "SpanExporter",
     "StructlogExporter",
+    "TraceExporter",
+    "hand_in",
 ]
+
+_wrapped: "weakref.WeakKeyDictionary[_SdkSpanExporter, OtelExporter]" = weakref.WeakKeyDictionary()
+
+
+def hand_in(exporter: object) -> ExportProcessor:
+    """The processor for an object handed in as an exporter (`trace()`, `instrument()`,
+    `trace_events()`, `reexport()`): an lcel-trace exporter's own; an OpenTelemetry SDK
+    `SpanExporter` inside `OtelExporter.around` (the same wrapper each time it is handed
+    in); anything else refused with a `TypeError` that says what to pass. Making the
+    processor reads the exporter's capabilities, once."""
+    if isinstance(exporter, _SdkSpanExporter):
+        wrapper = _wrapped.get(exporter)
+        if wrapper is None or wrapper._shut_down:
+            wrapper = _wrapped[exporter] = OtelExporter.around(exporter)
+        return processor_for(wrapper)
+    return processor_for(exporter)  # type: ignore[arg-type]  # refused there if it is not one
 
 
 def __getattr__(name: str) -> Any:

@@ -14,17 +14,28 @@ and skip.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, RecordChunks, warn_once
+from lcel_trace.export import (
+    DEFAULT_MAX_QUEUE,
+    BaseExporter,
+    ExporterCapabilities,
+    RecordChunks,
+    warn_once,
+)
 from lcel_trace.records import encode_line
 from lcel_trace.span import Record, Span, TraceEvent, TraceStart
 
-__all__ = ["DEFAULT_MAX_VALUE_CHARS", "JsonlExporter"]
-DEFAULT_MAX_VALUE_CHARS = 1_000_000
-"""Longest string written as is; longer ones are cut, ending in `…[truncated N chars]`."""
+__all__ = ["DEFAULT_MAX_ATTR_CHARS", "DEFAULT_MAX_VALUE_CHARS", "JsonlExporter"]
+DEFAULT_MAX_ATTR_CHARS = 1_000_000
+"""Longest content string written as is; longer ones are cut, ending in
+`…[truncated N chars]`. High, so that a file replays its calls whole."""
+DEFAULT_MAX_VALUE_CHARS = DEFAULT_MAX_ATTR_CHARS
+"""Deprecated name of `DEFAULT_MAX_ATTR_CHARS`."""
+_UNSET: Any = object()
 WRITE_MAX_BYTES = 1 << 20
 """Lines gathered into one `write` before it is made (a line is never split)."""
 
@@ -34,8 +45,10 @@ class JsonlExporter(BaseExporter):
 
     `record_chunks` chooses whose stream chunks are kept: the root run's ("root", the
     default, enough to replay the output), every run's ("all"), or none. A content string
-    longer than `max_value_chars` (default a million characters; None for no limit) is
-    cut and marked, so one huge input cannot make a line unwritable or unreadable.
+    longer than `max_attr_chars` (default a million characters; None for no limit) is
+    cut and marked, so one huge input cannot make a line unwritable or unreadable
+    (`max_value_chars` is its deprecated name). The traced runnable's own
+    `max_attr_chars` does not cut the file: it is the record that replays the call.
     """
 
     def __init__(
@@ -44,19 +57,31 @@ class JsonlExporter(BaseExporter):
         *,
         record_chunks: RecordChunks = "root",
         fsync: bool = False,
-        max_value_chars: int | None = DEFAULT_MAX_VALUE_CHARS,
+        max_attr_chars: int | None = DEFAULT_MAX_ATTR_CHARS,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_value_chars: int | None = _UNSET,
     ) -> None:
         super().__init__()
         if record_chunks not in ("none", "root", "all"):
             raise ValueError(
                 f"record_chunks must be 'none', 'root' or 'all', got {record_chunks!r}"
             )
+        if max_value_chars is not _UNSET:
+            warnings.warn(
+                "JsonlExporter(max_value_chars=...) is now max_attr_chars=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            max_attr_chars = max_value_chars
+        if max_attr_chars is not None and max_attr_chars < 1:
+            raise ValueError(f"max_attr_chars must be positive or None, got {max_attr_chars}")
+        self.capabilities = ExporterCapabilities(
+            receives="batches", events=True, chunks=record_chunks, max_queue=max_queue
+        )
         self.path = Path(path)
         self.record_chunks: RecordChunks = record_chunks
         self.fsync = fsync
-        self.max_value_chars = max_value_chars
-        self.max_queue = max_queue
+        self.max_attr_chars = max_attr_chars
         self.lines_written = 0
         self._roots: dict[str, str] = {}
         self._fd: int | None = None  # opened on first write, closed when idle
@@ -81,7 +106,7 @@ class JsonlExporter(BaseExporter):
             ):
                 continue
             try:
-                line = encode_line(record, self.max_value_chars, memo)
+                line = encode_line(record, self.max_attr_chars, memo)
             except Exception as exc:
                 warn_once("jsonl_encode_failed", path=str(self.path), error=repr(exc))
             else:
@@ -121,7 +146,12 @@ class JsonlExporter(BaseExporter):
         if self.fsync:
             os.fsync(fd)
 
-    def _flush(self) -> bool:
+    @property
+    def max_value_chars(self) -> int | None:
+        """Deprecated name of `max_attr_chars`."""
+        return self.max_attr_chars
+
+    def _flush(self, timeout_s: float | None) -> bool:
         if self._fd is not None and self.fsync:
             os.fsync(self._fd)
         return True

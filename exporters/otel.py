@@ -22,6 +22,9 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter as SdkSpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -32,7 +35,7 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
-from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
+from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, ExporterCapabilities
 from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
 
 from .otel_attributes import (
@@ -61,14 +64,15 @@ class OtelExporter(BaseExporter):
 
     Content (`lcel.input`/`lcel.output`, and `gen_ai.input.messages` /
     `gen_ai.output.messages` on chat spans) is added only with `capture_content=True`,
-    as JSON cut to `max_attr_chars`. `chunk_events=True` adds each recorded stream chunk
-    as a span event (at most `max_chunk_events` per span; needs the trace's exporters to
-    record them, e.g. a `JsonlExporter(record_chunks=...)` or `record_chunks` here).
+    as JSON cut to `max_attr_chars` (or the traced runnable's `max_attr_chars` when lower).
+    `chunk_events=True` records every run's stream chunks and adds each as a span event
+    (at most `max_chunk_events` per span).
     `conventions=("gen_ai", "openinference")` adds OpenInference attributes too.
     The first of `session_keys` found in the run metadata (the root's, else the span's
     own) becomes `gen_ai.conversation.id` on every span, and with OpenInference also
     `session.id`; the first of `user_keys` becomes OpenInference's `user.id`.
     The providers are yours: `shutdown()` flushes them but never shuts them down.
+    `OtelExporter.around(sdk_exporter)` is the one exception (it owns its provider).
     """
 
     def __init__(
@@ -103,12 +107,13 @@ class OtelExporter(BaseExporter):
         self.capture_content = capture_content
         self.chunk_events = chunk_events
         self.max_chunk_events = max_chunk_events
-        self.record_chunks = "all" if chunk_events else "none"
-        self.record_events = False  # spans (and, with chunk_events, stream records) only
+        # spans, trace boundaries, and with chunk_events every run's stream records
+        self.capabilities = ExporterCapabilities(
+            receives="records", chunks="all" if chunk_events else "none", max_queue=max_queue
+        )
         self.conventions = options.conventions
         self.session_keys = options.session_keys
         self.user_keys = options.user_keys
-        self.max_queue = max_queue
         self._meter_provider = meter_provider
         self._histograms: dict[str, Histogram] = {}
         if meter_provider is not None:
@@ -129,6 +134,20 @@ class OtelExporter(BaseExporter):
                 ),
             }
         self._pending: dict[str, _PendingTrace] = defaultdict(_PendingTrace)
+        self._owned_provider: SdkTracerProvider | None = None
+
+    @classmethod
+    def around(cls, exporter: SdkSpanExporter, **options: Any) -> OtelExporter:
+        """Spans for an OpenTelemetry SDK `SpanExporter` (`ConsoleSpanExporter`,
+        `OTLPSpanExporter`, ...): a `TracerProvider` of this exporter's own (resource from
+        the `OTEL_*` environment) sends them through a `BatchSpanProcessor`. What
+        `trace(exporters=[sdk_exporter])` does for you; `shutdown()` shuts that provider,
+        and so `exporter`, down. `options` are `OtelExporter`'s."""
+        provider = SdkTracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        wrapper = cls(provider, **options)
+        wrapper._owned_provider = provider
+        return wrapper
 
     # -- records from the processor -----------------------------------------------------
 
@@ -157,11 +176,19 @@ class OtelExporter(BaseExporter):
         self._tracer = provider.get_tracer("lcel-trace")
         self._trace_ids = _RecordedTraceIds.install(self._tracer)
 
-    def _flush(self) -> bool:
+    def _flush(self, timeout_s: float | None) -> bool:
         if self._explicit_provider is None:
             self._use_provider(otel_trace.get_tracer_provider())
-        flush = getattr(self._provider, "force_flush", None)
-        return bool(flush()) if flush is not None else True
+        flush = getattr(self._provider, "force_flush", None)  # the API's provider has none
+        if flush is None:
+            return True
+        if timeout_s is None:
+            return bool(flush())
+        return bool(flush(max(1, int(timeout_s * 1000))))  # the SDK counts milliseconds
+
+    def _close(self) -> None:
+        if self._owned_provider is not None:
+            self._owned_provider.shutdown()
 
     # -- building OpenTelemetry spans ------------------------------------------------------
 

@@ -20,7 +20,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
-from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
+from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, ExporterCapabilities
 from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
 
 from .otel import OtelExporter
@@ -58,7 +58,7 @@ class OtlpJsonExporter(BaseExporter):
     ) -> None:
         super().__init__()
         self.path = Path(path)
-        self.max_queue = max_queue
+        self.capabilities = ExporterCapabilities(receives="records", max_queue=max_queue)
         self._collected = _Collect()
         provider = TracerProvider(resource=resource or Resource.create({}))
         provider.add_span_processor(self._collected)

@@ -11,18 +11,21 @@ from typing import Any
 
 import structlog
 
-from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter
+from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, ExporterCapabilities
 from lcel_trace.json_text import dumps_text
 from lcel_trace.serialize import to_jsonable, truncate
 from lcel_trace.span import Span, TraceEnd, TraceStart
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+DEFAULT_MAX_ATTR_CHARS = 4096
+"""Longest content field, as `OtelExporter`'s attributes (and `trace()`'s default)."""
 
 
 @dataclass
 class _Totals:
     name: str
     start_ns: int
+    max_attr_chars: int
     spans: int = 0
     errors: int = 0
     input_tokens: int = 0
@@ -35,7 +38,8 @@ class StructlogExporter(BaseExporter):
 
     Content (`inputs`, `outputs`) is included when `capture_content` is true and the
     trace captured it (`trace(..., capture_content=False)` leaves none; redaction has
-    already run), as JSON text cut to `max_attr_chars`.
+    already run), as JSON text cut to `max_attr_chars`, or to the traced runnable's
+    `max_attr_chars` when that is lower (as `OtelExporter` cuts its attributes).
     """
 
     def __init__(
@@ -44,7 +48,7 @@ class StructlogExporter(BaseExporter):
         level: str = "info",
         *,
         capture_content: bool = True,
-        max_attr_chars: int = 2000,
+        max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
         max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         super().__init__()
@@ -53,18 +57,24 @@ class StructlogExporter(BaseExporter):
         self._logger = logger if logger is not None else structlog.get_logger("lcel_trace.spans")
         self.level = level
         self.capture_content = capture_content
+        if max_attr_chars < 1:
+            raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
         self.max_attr_chars = max_attr_chars
-        self.max_queue = max_queue
+        self.capabilities = ExporterCapabilities(receives="records", max_queue=max_queue)
         self._traces: dict[str, _Totals] = {}
 
     def on_trace_start(self, start: TraceStart) -> None:
-        self._traces[start.trace_id] = _Totals(start.name, start.start_ns)
+        limit = self.max_attr_chars
+        if start.max_attr_chars is not None:
+            limit = min(limit, start.max_attr_chars)
+        self._traces[start.trace_id] = _Totals(start.name, start.start_ns, limit)
 
     def export(self, spans: Sequence[Span]) -> None:
         emit = getattr(self._logger, self.level)
         for span in spans:
-            emit("span", **self.span_fields(span))
             totals = self._traces.get(span.trace_id)
+            limit = self.max_attr_chars if totals is None else totals.max_attr_chars
+            emit("span", **self.span_fields(span, limit))
             if totals is not None:
                 totals.spans += 1
                 totals.errors += span.status == "error"
@@ -93,8 +103,10 @@ class StructlogExporter(BaseExporter):
             fields.update(error_type=end.error.type, error=end.error.message)
         getattr(self._logger, self.level)("trace", **fields)
 
-    def span_fields(self, span: Span) -> dict[str, Any]:
-        """The fields of one span's log event."""
+    def span_fields(self, span: Span, max_attr_chars: int | None = None) -> dict[str, Any]:
+        """The fields of one span's log event, content cut to `max_attr_chars` (by
+        default this exporter's)."""
+        limit = self.max_attr_chars if max_attr_chars is None else max_attr_chars
         fields: dict[str, Any] = {
             "trace_id": span.trace_id,
             "span_id": span.span_id,
@@ -121,8 +133,5 @@ class StructlogExporter(BaseExporter):
         if self.capture_content:
             for key, value in (("inputs", span.inputs), ("outputs", span.outputs)):
                 if value is not None:
-                    fields[key] = self._text(value)
+                    fields[key] = truncate(dumps_text(to_jsonable(value)), limit)
         return fields
-
-    def _text(self, value: Any) -> str:
-        return truncate(dumps_text(to_jsonable(value)), self.max_attr_chars)

@@ -7,13 +7,14 @@ sampling verdict, and the OpenTelemetry span the trace hangs under.
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from lcel_trace.export import ExportProcessor, SpanExporter, processor_for
+from lcel_trace.export import ExportProcessor, TraceExporter
 from lcel_trace.redact import Redact, Redactor
 from lcel_trace.span import RunType
 
@@ -27,6 +28,12 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ATTR_CHARS = 4096
+
+# exporters/ is installed as lcel_trace.exporters (mypy checks it by path, not that name)
+hand_in: Callable[[object], ExportProcessor] = importlib.import_module(
+    "lcel_trace.exporters"
+).hand_in
+"""The processor for an object handed in as an exporter (`lcel_trace.exporters.hand_in`)."""
 
 inside_recorded_event_stream: ContextVar[bool] = ContextVar(
     "lcel_trace_inside_recorded_event_stream", default=False
@@ -53,7 +60,7 @@ class TraceOptions:
     def build(
         cls,
         *,
-        exporters: Sequence[SpanExporter] = (),
+        exporters: Sequence[TraceExporter] = (),
         name: str | None = None,
         redact: Redact | None = None,
         capture_content: bool = True,
@@ -63,18 +70,11 @@ class TraceOptions:
     ) -> TraceOptions:
         """Check the options `trace()`, `trace_events()` and `instrument()` share, and
         attach each exporter's processor (capabilities read once, here)."""
-        for exporter in exporters:
-            missing = [m for m in ("export", "force_flush", "shutdown") if not hasattr(exporter, m)]
-            if missing:
-                raise TypeError(
-                    f"{type(exporter).__name__} is not a SpanExporter: "
-                    f"it lacks {', '.join(missing)}"
-                )
+        processors = tuple(hand_in(e) for e in exporters)
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"sample must be between 0.0 and 1.0, got {sample}")
         if max_attr_chars < 1:
             raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
-        processors = tuple(processor_for(exporter) for exporter in exporters)
         chunk_level = max((p.capabilities.chunk_level for p in processors), default=0)
         return cls(
             processors=processors,

@@ -1,11 +1,31 @@
-"""The exporter seam: the `SpanExporter` protocol and the processor that runs it off-path.
+"""The exporter seam: the one contract an exporter meets, and the processor that runs it.
 
-Exporters only ever receive frozen records, on a background thread of their own,
-through a bounded queue. The caller's only cost is one non-blocking hand-off per
-batch; when the queue is full, stream chunks go first, then events and spans, and every
-loss is counted and logged once. Trace boundaries (`TraceStart`, `TraceEnd`) are always
-delivered, so an exporter never keeps state for a trace whose end it did not see. A
-failing exporter is caught here, at one point, and never reaches the caller.
+**The contract** (`TraceExporter`): `export(spans)`, `force_flush(timeout_s=None) -> bool`
+and `shutdown()`, plus what the exporter declares in a frozen `ExporterCapabilities`
+as its `capabilities` attribute (read once, when the exporter is handed to `trace()`,
+`instrument()`, `trace_events()` or `reexport()`; an object that declares nothing
+receives finished spans only, and `on_event` events too if it has one). What an
+exporter receives, with `capabilities.receives`:
+
+- `"spans"`: `export(spans)`, the finished spans of one hand-off, in the order they ended.
+- `"records"`: every record in order, one call per record (spans grouped):
+  `on_trace_start(start)`, `on_event(event)`, `export(spans)`, `on_trace_end(end)`;
+  and `on_idle()` when its worker is about to sleep. `BaseExporter` implements them all.
+- `"batches"`: `on_batch(records)`, whole hand-offs in order, those that queued up
+  meanwhile (or came within `GATHER_S`) together, up to `COALESCE_MAX_RECORDS`;
+  and `on_idle()`.
+
+**When and where**: every call above runs on the exporter's own worker thread, never the
+caller's, after the records were handed over through a bounded queue (at each trace end,
+and every half second while a long run streams). `force_flush` and `shutdown` run where
+they are called. The caller's only cost is one non-blocking hand-off per batch; when the
+queue is full, stream chunks go first, then events and spans, and every loss is counted
+and logged once; trace starts and ends are always delivered, so an exporter never keeps
+state for a trace whose end it did not see. A failing exporter is caught here, at one
+point, and never reaches the caller.
+
+**Units**: every timeout here is in seconds (`timeout_s`); `force_flush` returns True when
+everything handed over so far was written, False when `timeout_s` ran out first.
 
 Processors belong to their exporter: a registry keyed weakly finds the one for an
 exporter object, and forgets it when the exporter is shut down or no traced runnable
@@ -16,14 +36,15 @@ holds it any more. A worker thread exits when idle and restarts on demand; after
 from __future__ import annotations
 
 import atexit
+import inspect
 import os
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self, runtime_checkable
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 from lcel_trace._log import log, report_internal_error, warn_once
 from lcel_trace.span import Record, Span, TraceEnd, TraceEvent, TraceStart
@@ -34,10 +55,12 @@ __all__ = [
     "BaseExporter",
     "ExportProcessor",
     "ExporterCapabilities",
-    "ExporterHooks",
     "ExporterStats",
+    "Receives",
     "RecordChunks",
     "SpanExporter",
+    "TraceExporter",
+    "capabilities_of",
     "exporter_stats",
     "flush_all",
     "processor_for",
@@ -49,7 +72,7 @@ DEFAULT_MAX_QUEUE = 100_000
 EXIT_FLUSH_TIMEOUT_S = 5.0
 """How long interpreter exit waits, in total, for every exporter to drain and flush."""
 COALESCE_MAX_RECORDS = 2048
-"""Queued hand-offs an `on_batch` exporter takes in one call, up to this weight."""
+"""Queued hand-offs a `receives="batches"` exporter takes in one call, up to this weight."""
 WORKER_IDLE_S = 2.0
 """A worker thread with nothing to do for this long exits (and its exporter is told)."""
 GATHER_S = 0.1
@@ -61,93 +84,146 @@ GATHER_MAX_RECORDS = 1024
 """Queued records that end a gathering wait early."""
 
 RecordChunks = Literal["none", "root", "all"]
+Receives = Literal["spans", "records", "batches"]
 _CHUNK_LEVELS = {"none": 0, "root": 1, "all": 2}
+_HOOKS_NEEDED: dict[str, tuple[str, ...]] = {
+    "spans": (),
+    "records": ("on_trace_start", "on_event", "on_trace_end", "on_idle"),
+    "batches": ("on_batch", "on_idle"),
+}
+_UNDECLARED = (
+    "on_batch",
+    "on_trace_start",
+    "on_trace_end",
+    "on_idle",
+    "record_chunks",
+    "record_events",
+    "max_queue",
+)
 
 
 @runtime_checkable
-class SpanExporter(Protocol):
-    """Receives finished spans on a background thread of its own.
-
-    Every method is called on the exporter's worker thread, never on the caller's,
-    except `force_flush` and `shutdown`, which run where they are called. A method
-    may block (file or network I/O); while it does, new batches wait in the queue and
-    are dropped (counted) once it is full. Exceptions are caught, counted and logged.
-    The optional members are listed in `ExporterHooks`.
-    """
+class TraceExporter(Protocol):
+    """What `trace(..., exporters=[...])` takes: receives lcel-trace's finished spans
+    (and, as declared in `capabilities`, the other records) on a worker thread of its
+    own. Not OpenTelemetry's `SpanExporter`: one of those is wrapped in `OtelExporter`
+    when handed in (see the module docstring for the whole contract)."""
 
     def export(self, spans: Sequence[Span]) -> None:
-        """Finished spans, in the order they ended."""
+        """Finished spans, in the order they ended (on the exporter's worker thread)."""
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
-        """Write everything handed over so far; False if `timeout_s` ran out first."""
+        """Write everything handed over so far; False if `timeout_s` seconds ran out first."""
 
     def shutdown(self) -> None:
         """Flush and release resources; idempotent."""
 
 
-class ExporterHooks(Protocol):
-    """Optional members of an exporter, read once when it is first attached.
-
-    - `on_batch(records)`: takes each hand-off whole, in order (trace starts, events,
-      spans, trace ends as they happened); hand-offs that queued up while the exporter
-      was busy, or came within `GATHER_S` of the one that woke it, come together in one
-      call (at most `COALESCE_MAX_RECORDS` records, or one larger hand-off). When
-      present, the per-type hooks and `export` are not called.
-    - `on_trace_start(start)`, `on_event(event)`, `on_trace_end(end)`: one record each.
-    - `on_idle()`: the worker thread is about to sleep for lack of work (close files).
-    - `record_chunks`: whose stream chunks to hand over ("none", "root", "all").
-    - `record_events`: False when the exporter ignores start, end, error and custom
-      event records (`on_event` only for stream chunks): traces that export only to
-      such exporters skip building them.
-    - `max_queue`: how many records may wait before batches are dropped.
-    All hooks run on the exporter's worker thread.
-    """
-
-    record_chunks: RecordChunks
-    record_events: bool
-    max_queue: int
-
-    def on_batch(self, records: Sequence[Record]) -> None: ...
-
-    def on_trace_start(self, start: TraceStart) -> None: ...
-
-    def on_event(self, event: TraceEvent) -> None: ...
-
-    def on_trace_end(self, end: TraceEnd) -> None: ...
-
-    def on_idle(self) -> None: ...
+SpanExporter = TraceExporter
+"""Deprecated name of `TraceExporter` (it read as OpenTelemetry's class of that name)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ExporterCapabilities:
-    """What an exporter implements beyond `SpanExporter`, read once."""
+    """What an exporter asks of the pipeline, declared once as its `capabilities`.
 
-    on_batch: bool
-    on_trace_start: bool
-    on_event: bool
-    on_trace_end: bool
-    on_idle: bool
-    chunk_level: int
-    max_queue: int
-    events: bool = True
+    `receives` picks the calls it gets (module docstring); `events` asks for start,
+    end, error and custom event records (traces whose exporters all leave it False skip
+    building them); `chunks` says whose stream chunks to record for it ("none", the
+    root run's, or "all"), as coalesced `kind="stream"` events; `max_queue` is how many
+    records (and recorded chunks) may wait before batches are dropped.
+    """
 
-    @classmethod
-    def of(cls, exporter: SpanExporter) -> ExporterCapabilities:
-        record_chunks = getattr(exporter, "record_chunks", "none")
-        max_queue = getattr(exporter, "max_queue", DEFAULT_MAX_QUEUE)
-        return cls(
-            on_batch=callable(getattr(exporter, "on_batch", None)),
-            on_trace_start=callable(getattr(exporter, "on_trace_start", None)),
-            on_event=callable(getattr(exporter, "on_event", None)),
-            on_trace_end=callable(getattr(exporter, "on_trace_end", None)),
-            on_idle=callable(getattr(exporter, "on_idle", None)),
-            chunk_level=_CHUNK_LEVELS.get(str(record_chunks), 0),
-            max_queue=max_queue if isinstance(max_queue, int) and max_queue > 0 else 0,
-            events=bool(getattr(exporter, "record_events", True))
-            and callable(
-                getattr(exporter, "on_batch", None) or getattr(exporter, "on_event", None)
-            ),
+    receives: Receives = "spans"
+    events: bool = False
+    chunks: RecordChunks = "none"
+    max_queue: int = DEFAULT_MAX_QUEUE
+
+    def __post_init__(self) -> None:
+        if self.receives not in _HOOKS_NEEDED:
+            raise ValueError(
+                f"receives must be 'spans', 'records' or 'batches', got {self.receives!r}"
+            )
+        if self.chunks not in _CHUNK_LEVELS:
+            raise ValueError(f"chunks must be 'none', 'root' or 'all', got {self.chunks!r}")
+        if not isinstance(self.max_queue, int) or self.max_queue < 1:
+            raise ValueError(f"max_queue must be a positive integer, got {self.max_queue!r}")
+
+    @property
+    def chunk_level(self) -> int:
+        """`chunks` as a number: 0 none, 1 the root's, 2 all."""
+        return _CHUNK_LEVELS[self.chunks]
+
+
+SPANS_ONLY = ExporterCapabilities()
+_SPANS_AND_EVENTS = ExporterCapabilities(receives="records", events=True)
+
+
+def capabilities_of(exporter: object) -> ExporterCapabilities:
+    """Check an object handed in as an exporter and read what it declares, once.
+
+    `TypeError` says what is wrong and what to pass instead; nothing is called."""
+    name = type(exporter).__name__
+    missing = [
+        m for m in ("export", "force_flush", "shutdown") if not callable(getattr(exporter, m, None))
+    ]
+    if missing:
+        raise TypeError(
+            f"{name} is not a trace exporter: it lacks {', '.join(missing)}.{_hint(exporter)}"
         )
+    if _takes_millis(exporter):
+        raise TypeError(
+            f"{name} looks like an OpenTelemetry SpanExporter (force_flush(timeout_millis)), "
+            "not an lcel-trace exporter: pass an OpenTelemetry SDK SpanExporter subclass "
+            "(wrapped for you), or OtelExporter(provider) with the exporter in the "
+            "provider's BatchSpanProcessor."
+        )
+    declared = getattr(exporter, "capabilities", None)
+    if declared is None:
+        legacy = [m for m in _UNDECLARED if hasattr(exporter, m)]
+        if legacy:
+            raise TypeError(
+                f"{name} has {', '.join(legacy)} but declares no capabilities: set "
+                "`capabilities = ExporterCapabilities(receives='records', ...)` "
+                "(lcel_trace.export), or subclass lcel_trace.exporters.BaseExporter."
+            )
+        return _SPANS_AND_EVENTS if callable(getattr(exporter, "on_event", None)) else SPANS_ONLY
+    if not isinstance(declared, ExporterCapabilities):
+        raise TypeError(
+            f"{name}.capabilities must be an ExporterCapabilities, got {type(declared).__name__}"
+        )
+    lacking = [
+        m for m in _HOOKS_NEEDED[declared.receives] if not callable(getattr(exporter, m, None))
+    ]
+    if lacking:
+        raise TypeError(
+            f"{name} declares receives={declared.receives!r} but lacks {', '.join(lacking)}"
+        )
+    if declared.receives != "batches" and callable(getattr(exporter, "on_batch", None)):
+        raise TypeError(
+            f"{name} has on_batch but declares receives={declared.receives!r}: declare "
+            "ExporterCapabilities(receives='batches', ...) for it to be called"
+        )
+    return declared
+
+
+def _takes_millis(exporter: object) -> bool:
+    try:
+        return "timeout_millis" in inspect.signature(exporter.force_flush).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return False
+
+
+def _hint(exporter: object) -> str:
+    if callable(getattr(exporter, "get_tracer", None)):
+        return " For a TracerProvider, pass OtelExporter(provider)."
+    if callable(getattr(exporter, "on_end", None)):
+        return " For a SpanProcessor, add it to a TracerProvider and pass OtelExporter(provider)."
+    return (
+        " Pass JsonlExporter, OtelExporter, StructlogExporter (lcel_trace.exporters), an "
+        "OpenTelemetry SDK SpanExporter, or an object with export(spans), "
+        "force_flush(timeout_s=None) and shutdown()."
+    )
 
 
 def batch_weight(batch: Sequence[Record]) -> int:
@@ -163,15 +239,23 @@ def batch_weight(batch: Sequence[Record]) -> int:
 class ExportProcessor:
     """One exporter's bounded queue and worker thread; never raises into its caller."""
 
-    def __init__(self, exporter: SpanExporter) -> None:
+    def __init__(self, exporter: TraceExporter) -> None:
         self.exporter = exporter
-        self.capabilities = ExporterCapabilities.of(exporter)
-        self.max_queue = self.capabilities.max_queue or DEFAULT_MAX_QUEUE
+        self.capabilities = caps = capabilities_of(exporter)
+        self.max_queue = caps.max_queue
         self.dropped_records = 0
         self.dropped_chunks = 0
         self.failed_calls = 0
         self._name = type(exporter).__name__
         self._closed = False
+        # What each record becomes, bound once: the exporter's own methods, or nothing.
+        self._per_record: dict[type, Callable[[Any], object] | None] = {
+            TraceStart: _bound(exporter, "on_trace_start"),
+            TraceEvent: _bound(exporter, "on_event"),
+            TraceEnd: _bound(exporter, "on_trace_end"),
+        }
+        self._on_idle = _bound(exporter, "on_idle") if caps.receives != "spans" else None
+        self._merge = caps.receives == "batches"
         self._reset()
 
     def _reset(self) -> None:
@@ -295,8 +379,8 @@ class ExportProcessor:
                 continue
             # Idle or closed. Still the registered worker while the exporter closes its
             # files, so a batch arriving now waits for this thread, not a second one.
-            if self.capabilities.on_idle:
-                self._call("on_idle", None)
+            if self._on_idle is not None:
+                self._call(self._on_idle, None)
             with self._cond:
                 if self._queue and not self._closed:
                     continue
@@ -324,7 +408,7 @@ class ExportProcessor:
         (up to `COALESCE_MAX_RECORDS`), so a busy exporter catches up in fewer calls."""
         batch, weight = self._queue.popleft()
         queue = self._queue
-        if not queue or not self.capabilities.on_batch:
+        if not queue or not self._merge:
             return batch, weight
         merged = list(batch)
         while queue and weight + queue[0][1] <= COALESCE_MAX_RECORDS:
@@ -334,46 +418,48 @@ class ExportProcessor:
         return merged, weight
 
     def _deliver(self, batch: Sequence[Record]) -> None:
-        caps = self.capabilities
-        if caps.on_batch:
-            self._call("on_batch", batch)
+        receives = self.capabilities.receives
+        exporter = self.exporter
+        if receives == "batches":
+            self._call(exporter.on_batch, batch)  # type: ignore[attr-defined]
             return
         spans: list[Span] = []
         for record in batch:
-            if isinstance(record, Span):
+            if type(record) is Span:
                 spans.append(record)
                 continue
-            method = _HOOKS[type(record)]
-            if not getattr(caps, method):
+            hook = self._per_record[type(record)] if receives == "records" else None
+            if hook is None:
                 continue
             if spans:
-                self._call("export", spans)
+                self._call(exporter.export, spans)
                 spans = []
-            self._call(method, record)
+            self._call(hook, record)
         if spans:
-            self._call("export", spans)
+            self._call(exporter.export, spans)
 
-    def _call(self, method: str, argument: object) -> None:
+    def _call(self, method: Callable[..., object], argument: object) -> None:
         try:
             if argument is None:
-                getattr(self.exporter, method)()
+                method()
             else:
-                getattr(self.exporter, method)(argument)
+                method(argument)
         except Exception as exc:
             self.failed_calls += 1
-            warn_once("exporter_failed", source=self._name, method=method, error=repr(exc))
+            name = getattr(method, "__name__", "?")
+            warn_once("exporter_failed", source=self._name, method=name, error=repr(exc))
 
 
-_HOOKS: dict[type, str] = {
-    TraceStart: "on_trace_start",
-    TraceEvent: "on_event",
-    TraceEnd: "on_trace_end",
-}
+def _bound(exporter: object, name: str) -> Callable[[Any], object] | None:
+    method = getattr(exporter, name, None)
+    return method if callable(method) else None
+
+
 _registry: weakref.WeakValueDictionary[int, ExportProcessor] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
-def processor_for(exporter: SpanExporter) -> ExportProcessor:
+def processor_for(exporter: TraceExporter) -> ExportProcessor:
     """The processor that owns `exporter`'s queue (one per live exporter object).
 
     The processor holds its exporter, so the id key stays unique while it is alive;
@@ -384,7 +470,7 @@ def processor_for(exporter: SpanExporter) -> ExportProcessor:
     return _registered(exporter)
 
 
-def _registered(exporter: SpanExporter) -> ExportProcessor:
+def _registered(exporter: TraceExporter) -> ExportProcessor:
     key = id(exporter)
     with _registry_lock:
         processor = _registry.get(key)
@@ -416,7 +502,7 @@ class ExporterStats:
     failed_calls: int
 
 
-def exporter_stats(exporter: SpanExporter) -> ExporterStats:
+def exporter_stats(exporter: TraceExporter) -> ExporterStats:
     """Counters for any exporter passed to `trace()` (bundled or your own)."""
     processor = processor_for(exporter)
     return ExporterStats(
@@ -497,11 +583,25 @@ if hasattr(os, "register_at_fork"):
 
 
 class BaseExporter:
-    """Lifecycle shared by the bundled exporters: queue-aware flush, idempotent shutdown,
-    context manager. Subclasses implement the hooks plus `_flush()` and `_close()`."""
+    """A `TraceExporter` with every hook (`receives="records"`), for subclassing: override
+    the ones you need (`export`, `on_trace_start`, `on_event`, `on_trace_end`, `on_idle`)
+    and declare more in `capabilities` (`events=True` for start, end, error and custom
+    events). Gives queue-aware `force_flush`, idempotent `shutdown` and a context manager;
+    subclasses release what they hold in `_flush(timeout_s)` and `_close()`."""
 
-    max_queue: int = DEFAULT_MAX_QUEUE
+    capabilities: ExporterCapabilities = ExporterCapabilities(receives="records")
     shutdown_timeout_s: float = 5.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        legacy = [
+            name for name in ("max_queue", "record_chunks", "record_events") if name in vars(cls)
+        ]
+        if legacy:
+            raise TypeError(
+                f"{cls.__name__}: {', '.join(legacy)} are declared in capabilities now: "
+                f"capabilities = ExporterCapabilities(receives='records', ...)"
+            )
 
     def __init__(self) -> None:
         self._shut_down = False
@@ -514,13 +614,34 @@ class BaseExporter:
             self._processor = _registered(self)
         return self._processor
 
+    @property
+    def max_queue(self) -> int:
+        """Records that may wait for this exporter before batches are dropped."""
+        return self.capabilities.max_queue
+
     def export(self, spans: Sequence[Span]) -> None:
-        """Write finished spans (called on this exporter's background thread)."""
+        """Finished spans, in the order they ended."""
+
+    def on_trace_start(self, start: TraceStart) -> None:
+        """A trace began (always delivered, even when the queue drops its other records)."""
+
+    def on_event(self, event: TraceEvent) -> None:
+        """A recorded event: coalesced stream chunks as `capabilities.chunks` asks, and
+        start, end, error and custom events with `capabilities.events`."""
+
+    def on_trace_end(self, end: TraceEnd) -> None:
+        """A trace ended (always delivered): forget what was kept for it."""
+
+    def on_idle(self) -> None:
+        """Nothing queued for a while and the worker is about to sleep (close files)."""
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
-        """Write everything queued for this exporter; False if `timeout_s` ran out first."""
+        """Write everything queued for this exporter; False if `timeout_s` seconds ran out
+        first. Returns at once when nothing is queued and nothing is buffered."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         drained = self.processor.drain(timeout_s)
-        return self._flush() and drained
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._flush(remaining) and drained
 
     def shutdown(self) -> None:
         """Flush and release resources; later batches are refused. Idempotent."""
@@ -535,7 +656,7 @@ class BaseExporter:
         """Records dropped because the queue was full or the exporter was shut down."""
         return self.processor.dropped_records
 
-    def _flush(self) -> bool:
+    def _flush(self, timeout_s: float | None) -> bool:
         return True
 
     def _close(self) -> None:

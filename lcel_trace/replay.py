@@ -17,7 +17,8 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from lcel_trace.export import SpanExporter, processor_for
+from lcel_trace.context import hand_in
+from lcel_trace.export import TraceExporter
 from lcel_trace.reader import (
     MAX_LINE_BYTES,
     MAX_NESTING,
@@ -224,20 +225,21 @@ def replay_runnable(
 
 def reexport(
     path: str | os.PathLike[str],
-    exporters: Sequence[SpanExporter],
+    exporters: Sequence[TraceExporter],
     *,
     timeout_s: float | None = 30.0,
 ) -> int:
     """Send every recorded trace, with its original ids and timestamps, to `exporters`;
     return how many traces were sent. Flushes the exporters before returning."""
+    processors = [hand_in(e) for e in exporters]
     traces = read_traces(path, strict_ids=True)
     for trace in traces:
         batch = _records_of(trace)
-        for exporter in exporters:
-            processor_for(exporter).submit(batch)
-    for exporter in exporters:
-        processor_for(exporter).drain(timeout_s)
-        exporter.force_flush(timeout_s)
+        for processor in processors:
+            processor.submit(batch)
+    for processor in processors:
+        processor.drain(timeout_s)
+        processor.exporter.force_flush(timeout_s)
     return len(traces)
 
 

@@ -14,7 +14,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
 from lcel_trace import Span, flush_all, trace
-from lcel_trace.export import processor_for
+from lcel_trace.export import ExporterCapabilities, processor_for
 
 ANSWER = "a b c d e f"
 
@@ -36,7 +36,7 @@ class RaisingExporter:
 
 
 class HangingExporter:
-    max_queue = 40
+    capabilities = ExporterCapabilities(max_queue=40)
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -109,7 +109,7 @@ def test_hung_exporter_drops_beyond_its_bounded_queue_and_flush_times_out(
     assert outputs == [ANSWER] * 30
     processor = processor_for(hanging)
     assert processor.dropped_records > 0
-    assert processor._queued_records <= hanging.max_queue
+    assert processor._queued_records <= hanging.capabilities.max_queue
     assert flush_all(timeout_s=0.2) is False
     hanging.release.set()
     assert processor.drain(5) is True

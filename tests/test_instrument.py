@@ -341,7 +341,7 @@ def test_instrument_is_idempotent(exporter: CollectingExporter) -> None:
 def test_instrument_rejects_bad_options_like_trace() -> None:
     with pytest.raises(ValueError, match="sample"):
         lcel_trace.instrument(sample=2.0)
-    with pytest.raises(TypeError, match="not a SpanExporter"):
+    with pytest.raises(TypeError, match="not a trace exporter"):
         lcel_trace.instrument(exporters=[object()])  # type: ignore[list-item]
     assert not is_instrumented()
 

@@ -311,6 +311,7 @@ def test_end_to_end_through_otlp_http_into_a_real_receiver() -> None:
             traced.invoke({"q": "one"})
             list(traced.stream({"q": "two"}))
         assert exporter.force_flush(10)
+        exporter.shutdown()  # before its provider: a later flush_all must not flush that
         provider.shutdown()
     assert receiver.requests >= 1
     assert len(receiver.spans) == 8

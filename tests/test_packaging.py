@@ -35,12 +35,14 @@ def test_public_names_are_pinned() -> None:
     ]
     assert sorted(lcel_trace.exporters.__all__) == [
         "BaseExporter",
-        "ExporterHooks",
+        "ExporterCapabilities",
         "JsonlExporter",
         "OtelExporter",
         "OtlpJsonExporter",
         "SpanExporter",
         "StructlogExporter",
+        "TraceExporter",
+        "hand_in",
     ]
 
 

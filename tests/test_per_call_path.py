@@ -13,13 +13,20 @@ from typing import Any
 import pytest
 
 from lcel_trace import export
-from lcel_trace.export import COALESCE_MAX_RECORDS, BaseExporter, ExportProcessor
+from lcel_trace.export import (
+    COALESCE_MAX_RECORDS,
+    BaseExporter,
+    ExporterCapabilities,
+    ExportProcessor,
+)
 from lcel_trace.redact import REDACTED, scrub, scrub_flat_mapping
 from lcel_trace.span import Record, TraceEnd, TraceStart
 
 
 class _Gate(BaseExporter):
     """Blocks in its first `on_batch` until released, then records every call."""
+
+    capabilities = ExporterCapabilities(receives="batches")
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,6 +70,8 @@ def test_queued_hand_offs_reach_on_batch_together_whole_and_in_order() -> None:
 
 class _Calls(BaseExporter):
     """Records every `on_batch` call."""
+
+    capabilities = ExporterCapabilities(receives="batches")
 
     def __init__(self) -> None:
         super().__init__()

@@ -239,7 +239,7 @@ def test_an_unsampled_stream_is_passed_on_and_not_recorded() -> None:
 def test_bad_options_raise_at_call_time() -> None:
     with pytest.raises(ValueError, match="sample"):
         trace_events_sync([], sample=2.0)
-    with pytest.raises(TypeError, match="not a SpanExporter"):
+    with pytest.raises(TypeError, match="not a trace exporter"):
         trace_events(replayed([]), exporters=[object()])  # type: ignore[list-item]
 
 

@@ -15,7 +15,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable
 
 from lcel_trace import Span, exporter_stats, trace
-from lcel_trace.export import BaseExporter
+from lcel_trace.export import BaseExporter, ExporterCapabilities
 
 ANSWER = "a b c d e f g"
 
@@ -41,7 +41,7 @@ class SlowExporter(BaseExporter):
 
 
 class HungExporter(BaseExporter):
-    max_queue = 30
+    capabilities = ExporterCapabilities(receives="records", max_queue=30)
     shutdown_timeout_s = 0.2
 
     def __init__(self) -> None:

@@ -180,7 +180,7 @@ STUCK_AT_EXIT = """
     from collections.abc import Sequence
     from langchain_core.runnables import RunnableLambda
     from lcel_trace import trace
-    from lcel_trace.export import BaseExporter
+    from lcel_trace.export import BaseExporter, ExporterCapabilities
 
     class NeverFlushes(BaseExporter):
         def force_flush(self, timeout_s=None) -> bool:
@@ -192,7 +192,7 @@ STUCK_AT_EXIT = """
             threading.Event().wait()
 
     class Slow(BaseExporter):
-        max_queue = 50
+        capabilities = ExporterCapabilities(receives="records", max_queue=50)
         def export(self, spans) -> None:
             time.sleep(1.0)
 
