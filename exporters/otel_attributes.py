@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
+from lcel_trace.cost import span_cost
 from lcel_trace.json_text import dumps_text
 from lcel_trace.serialize import to_jsonable, truncate
 from lcel_trace.span import Span
@@ -225,6 +226,12 @@ def _model_attributes(span: Span, facts: Mapping[str, Any], attrs: Attributes, l
     if ttft is not None:
         attrs["gen_ai.request.stream"] = True
         attrs["gen_ai.response.time_to_first_chunk"] = ttft / 1e9
+    cost = span_cost(span)  # None without genai-prices, or for an unknown model
+    if cost is not None:
+        attrs["llm.cost.prompt"] = cost.input_usd
+        attrs["llm.cost.completion"] = cost.output_usd
+        attrs["llm.cost.total"] = cost.total_usd
+        attrs["lcel.cost.source"] = cost.source
 
 
 def _messages(span: Span, limit: int) -> _Messages:

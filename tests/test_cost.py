@@ -75,3 +75,18 @@ def test_a_total_with_an_unknown_part_is_a_lower_bound() -> None:
     total, partial = total_cost([known, unknown])
     assert partial
     assert total_cost([unknown]) == (None, False)
+
+
+def test_otel_attributes_carry_the_cost_under_the_openinference_names() -> None:
+    from lcel_trace.exporters.otel_attributes import AttributeOptions, span_attributes
+
+    span = model_span(input_tokens=5000, output_tokens=500)
+    cost = span_cost(span)
+    assert cost is not None
+    attrs = span_attributes(span, AttributeOptions(), limit=1000)
+    assert attrs["llm.cost.prompt"] == cost.input_usd
+    assert attrs["llm.cost.completion"] == cost.output_usd
+    assert attrs["llm.cost.total"] == cost.total_usd
+    assert attrs["lcel.cost.source"] == cost.source
+    unknown = span_attributes(model_span(model="my-private-model"), AttributeOptions(), limit=1000)
+    assert not [key for key in unknown if "cost" in key]
