@@ -207,6 +207,19 @@ def _traced_for(state: _State | None, self: Any, args: Any, kwargs: Any) -> Any:
 # -- the wrappers -----------------------------------------------------------------------
 
 
+def _guard_sync_stream(result: Any) -> Any:
+    """A sync stream method's result, its steps run as part of our traced call; anything
+    that is not an iterator (a v3 stream object) is handed back as it is."""
+    return _guarded_iter(result) if hasattr(type(result), "__next__") else result
+
+
+def _guard_async_stream(result: Any) -> Any:
+    """An async stream method's result, its steps run as part of our traced call; anything
+    that is not an async iterator (a v3 stream's awaitable, the coroutine of an
+    `async def astream_events`) is handed back as it is."""
+    return _guarded_aiter(result) if hasattr(type(result), "__anext__") else result
+
+
 def _guarded_iter(source: Iterator[Any]) -> Iterator[Any]:
     """`source`, each step run as part of our traced call (an unsampled one included)."""
     try:
@@ -262,9 +275,9 @@ def _wrapper(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 
     wrap_stream: Callable[[Any], Any] | None = None
     if name in _STREAMS:
-        wrap_stream = _guarded_iter
+        wrap_stream = _guard_sync_stream
     elif name in _ASTREAMS:
-        wrap_stream = _guarded_aiter
+        wrap_stream = _guard_async_stream
 
     def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
         traced = _traced_for(_state, self, args, kwargs)

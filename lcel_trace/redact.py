@@ -166,8 +166,9 @@ def _named_secret(match: re.Match[str]) -> bool:
 
 
 _PATTERNS: tuple[_Pattern, ...] = (
-    # OpenAI / Anthropic style: sk-..., only where a token starts (not in task-management).
-    _Pattern(("sk-",), re.compile(rf"(?<![{_TOKEN_CHARS}])sk-[{_TOKEN_CHARS}]{{16,}}+"), 0),
+    # OpenAI / Anthropic style: sk-..., where a word starts: after a hyphen too
+    # (job-sk-proj-...), never inside one (task-management, risk-...).
+    _Pattern(("sk-",), re.compile(rf"(?<![A-Za-z0-9_])sk-[{_TOKEN_CHARS}]{{16,}}+"), 0),
     # Stripe secret and restricted keys, live and test.
     _Pattern(
         ("k_live_", "k_test_"),

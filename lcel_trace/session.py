@@ -269,6 +269,11 @@ class TraceSession:
         if self._finish_with_root and span is not None and span.span_id == self.root_run_id:
             self.finish()  # the caller holds a stream object, not an iterator of ours
 
+    def finish_with_root(self) -> None:
+        """End the trace when its root run ends: the caller holds a stream object or an
+        awaitable, not an iterator of ours that would end it."""
+        self._finish_with_root = True
+
     def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
         """One streamed chunk: counted always, recorded for the runs the exporters want."""
         self._assembler.chunk(run_id, ts_ns, chunk)

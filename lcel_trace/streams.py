@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Generic, TypeVar
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from lcel_trace._log import report_internal_error, warn_once
 from lcel_trace.session import ChunkSink, TraceSession
 
-__all__ = ["TracedAsyncIterator", "TracedIterator"]
+__all__ = ["TracedAsyncIterator", "TracedIterator", "awaiting", "handed_back"]
 
 T = TypeVar("T")
 Observe = Callable[[TraceSession, Any], None]
 _closing_tasks: set[asyncio.Task[None]] = set()
+_Ending: TypeAlias = "weakref.finalize[[TraceSession], object]"
 
 
 class _TraceEnding:
@@ -124,11 +126,13 @@ class TracedAsyncIterator(_TraceEnding, AsyncIterator[T], Generic[T]):
         *,
         count_root: bool = True,
         observe: Observe | None = None,
+        keep: Callable[[Any], bool] | None = None,
     ) -> None:
         super().__init__(session, count_root=count_root)
         self._source = source
         self._stream = aiter(source)
         self._observe = observe if session is not None else None
+        self._keep = keep
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -139,25 +143,27 @@ class TracedAsyncIterator(_TraceEnding, AsyncIterator[T], Generic[T]):
             raise StopAsyncIteration
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        try:
-            item = await self._stream.__anext__()
-        except StopAsyncIteration:
-            self._end()
-            raise
-        except BaseException as exc:
-            self._end(exc)
-            raise
-        sink = self._root_sink
-        if sink is not None:
-            sink(item)
-        elif self._count_root:
-            self._count(item)
-        if self._observe is not None:
+        while True:
             try:
-                self._observe(self._session, item)  # type: ignore[arg-type]
-            except Exception as exc:
-                report_internal_error("observe", exc)
-        return item
+                item = await self._stream.__anext__()
+            except StopAsyncIteration:
+                self._end()
+                raise
+            except BaseException as exc:
+                self._end(exc)
+                raise
+            sink = self._root_sink
+            if sink is not None:
+                sink(item)
+            elif self._count_root:
+                self._count(item)
+            if self._observe is not None:
+                try:
+                    self._observe(self._session, item)  # type: ignore[arg-type]
+                except Exception as exc:
+                    report_internal_error("observe", exc)
+            if self._keep is None or self._keep(item):
+                return item
 
     async def aclose(self) -> None:
         """Stop the wrapped stream; runs still open end as `cancelled`."""
@@ -193,3 +199,59 @@ async def _aclose_all(*iterators: AsyncIterator[Any] | None) -> None:
             await aclose()
         except Exception as exc:
             warn_once("stream_close_failed", error=repr(exc))
+
+
+# -- what a stream method returns that is not an iterator ----------------------------------
+
+
+def handed_back(session: TraceSession | None, stream: T) -> T:
+    """A stream *object* (LangChain's v3 event streams), handed back as it is.
+
+    The session ends with its root run (it was opened with `finish_with_root`), on
+    error, or, when the caller drops the object before the root run ends (never
+    iterated, or abandoned), as `cancelled` at that moment, like a dropped iterator."""
+    if session is not None:
+        _end_when_dropped(stream, session)
+    return stream
+
+
+def awaiting(session: TraceSession | None, awaitable: Awaitable[T]) -> Awaitable[T]:
+    """An awaitable a stream method returned (`await astream_events(..., version="v3")`,
+    an `async def astream_events`): the caller's `await` gets what it gives, or its
+    exception, which ends the trace; a stream object it gives is `handed_back`; dropped
+    unawaited, the trace ends as `cancelled`."""
+    if session is None:
+        return awaitable
+
+    async def await_it() -> T:
+        try:
+            result = await awaitable
+        except BaseException as exc:
+            session.finish(exc)
+            raise
+        finally:
+            if dropped is not None:
+                dropped.detach()
+        return handed_back(session, result)
+
+    coroutine = await_it()
+    dropped = _end_when_dropped(coroutine, session)
+    return coroutine
+
+
+def _end_when_dropped(
+    owner: object, session: TraceSession
+) -> weakref.finalize[[TraceSession], object] | None:
+    """End `session` as cancelled when `owner` is garbage; a no-op once it has ended.
+    Not at interpreter exit (the exit flush delivers what ended before it)."""
+    try:
+        ending = weakref.finalize(owner, _cancel, session)
+    except TypeError:  # no weak references to it: the trace ends with its root run
+        return None
+    ending.atexit = False
+    return ending
+
+
+def _cancel(session: TraceSession) -> None:
+    if not session.finished:
+        session.finish(cancelled=True)

@@ -10,6 +10,7 @@ carries the running config in a context variable) joins the outer trace.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
@@ -28,7 +29,7 @@ from langchain_core.runnables.config import (
     var_child_runnable_config,
 )
 from langchain_core.runnables.graph import Graph
-from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output
+from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output, _RootEventFilter
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.pydantic import TypeBaseModel
 
@@ -54,7 +55,7 @@ from lcel_trace.recorder import (
 from lcel_trace.redact import Redact
 from lcel_trace.session import TraceSession
 from lcel_trace.span import RunType
-from lcel_trace.streams import Observe, TracedAsyncIterator, TracedIterator
+from lcel_trace.streams import Observe, TracedAsyncIterator, TracedIterator, awaiting, handed_back
 
 __all__ = ["TracedRunnable", "trace", "tracing_disabled"]
 
@@ -449,6 +450,7 @@ class TracedRunnable(Runnable[Input, Output]):
         streaming: bool = True,
         observe: Observe | None = None,
         adds_handler: bool = False,
+        keep: Callable[[Any], bool] | None = None,
     ) -> AsyncIterator[Any]:
         session, config = self._begin(
             config,
@@ -462,7 +464,14 @@ class TracedRunnable(Runnable[Input, Output]):
         except BaseException as exc:
             self._fail(session, exc)
             raise
-        return TracedAsyncIterator(session, source, count_root=streaming, observe=observe)
+        if not hasattr(type(source), "__anext__") and inspect.isawaitable(source):
+            # an `async def astream_events` (LangGraph's RemoteGraph): the caller awaits it
+            if session is not None:
+                session.finish_with_root()
+            return cast("AsyncIterator[Any]", awaiting(session, source))
+        return TracedAsyncIterator(
+            session, source, count_root=streaming, observe=observe, keep=keep
+        )
 
     def stream(
         self, input: Input, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -502,13 +511,19 @@ class TracedRunnable(Runnable[Input, Output]):
             except BaseException as exc:
                 self._fail(session, exc)
                 raise
-            return _finishing_on_error(session, awaitable)
+            return awaiting(session, awaitable)
+        keep = _event_filter(kwargs) if self._event_version(kwargs) in ("v2", None) else None
+        if keep is not None:
+            # LangChain drops filtered-out runs' events, chunks included, before we could
+            # count them: ask for every event, and hand on only those the filter keeps
+            kwargs = {k: v for k, v in kwargs.items() if k not in _EVENT_FILTERS}
         return self._async_stream(
             config,
             lambda cfg: self.bound.astream_events(input, cfg, **kwargs),
             streaming=False,
             observe=_observe_event_chunks,
             adds_handler=True,
+            keep=keep,
         )
 
     def _event_version(self, kwargs: Mapping[str, Any]) -> Any:
@@ -523,10 +538,11 @@ class TracedRunnable(Runnable[Input, Output]):
         handed back as it is; the recorder sees its runs and the trace ends with the root."""
         session, config = self._begin(config, finish_with_root=True)
         try:
-            return self.bound.stream_events(input, config, **kwargs)
+            stream = self.bound.stream_events(input, config, **kwargs)
         except BaseException as exc:
             self._fail(session, exc)
             raise
+        return handed_back(session, stream)
 
     def astream_log(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
@@ -541,13 +557,34 @@ class TracedRunnable(Runnable[Input, Output]):
         )
 
 
-async def _finishing_on_error(session: TraceSession | None, awaitable: Any) -> Any:
-    try:
-        return await awaitable
-    except BaseException as exc:
-        if session is not None:
-            session.finish(exc)
-        raise
+_EVENT_FILTERS = (
+    "include_names",
+    "include_types",
+    "include_tags",
+    "exclude_names",
+    "exclude_types",
+    "exclude_tags",
+)
+
+
+def _event_filter(kwargs: Mapping[str, Any]) -> Callable[[Any], bool] | None:
+    """LangChain's own v2 event filter for the filters given, or None without any."""
+    filters = {k: kwargs[k] for k in _EVENT_FILTERS if kwargs.get(k) is not None}
+    if not filters:
+        return None
+    root_filter = _RootEventFilter(**filters)
+
+    def keep(event: Any) -> bool:
+        # the type LangChain filters on: the run's type, or a custom event's name
+        try:
+            name = event["event"]
+            kind = event["name"] if name == "on_custom_event" else name[3:].rpartition("_")[0]
+            return root_filter.include_event(event, kind)
+        except Exception as exc:
+            report_internal_error("event_filter", exc)
+            return True
+
+    return keep
 
 
 def _observe_event_chunks(session: TraceSession, event: Any) -> None:
