@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
@@ -36,6 +36,7 @@ from opentelemetry.trace import (
 )
 
 from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, ExporterCapabilities
+from lcel_trace.otel_context import span_id_of
 from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
 
 from .otel_attributes import (
@@ -73,7 +74,12 @@ class OtelExporter(BaseExporter):
     `session.id`; the first of `user_keys` becomes OpenInference's `user.id`.
     The providers are yours: `shutdown()` flushes them but never shuts them down.
     `OtelExporter.around(sdk_exporter)` is the one exception (it owns its provider).
+
+    While a traced run executes, its span (with the ids exported here) is OpenTelemetry's
+    current span, so other instrumentations' spans nest under it (`sets_otel_context`).
     """
+
+    sets_otel_context: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -219,8 +225,10 @@ class OtelExporter(BaseExporter):
                 workflow=workflow,
                 root_metadata=root_metadata,
             )
-            if is_root and self._trace_ids and start and start.otel_parent_span_id is None:
-                self._trace_ids.next_trace_id = int(start.trace_id, 16)  # used by the next line
+            if self._trace_ids:  # used by the next line: the ids the run had while it ran
+                self._trace_ids.next_span_id = span_id_of(span.span_id)
+                if is_root and start and start.otel_parent_span_id is None:
+                    self._trace_ids.next_trace_id = int(start.trace_id, 16)
             otel_span = self._tracer.start_span(
                 _span_name(span, workflow),
                 context=context,
@@ -321,7 +329,8 @@ def _start(span: Span) -> int:
 
 
 class _RecordedTraceIds(IdGenerator):
-    """An SDK tracer's id generator that starts a root span with a trace id given to it.
+    """An SDK tracer's id generator that gives a span the ids its run had while it ran
+    (`lcel_trace.otel_context`): the root the trace id, every span its run's span id.
 
     Installed on the exporter's own `Tracer` object only (the SDK makes one per
     `get_tracer` call), and used only from the exporter's thread.
@@ -330,6 +339,7 @@ class _RecordedTraceIds(IdGenerator):
     def __init__(self, inner: IdGenerator) -> None:
         self.inner = inner
         self.next_trace_id: int | None = None
+        self.next_span_id: int | None = None
 
     @classmethod
     def install(cls, tracer: object) -> _RecordedTraceIds | None:
@@ -340,7 +350,8 @@ class _RecordedTraceIds(IdGenerator):
         return ids
 
     def generate_span_id(self) -> int:
-        return self.inner.generate_span_id()
+        span_id, self.next_span_id = self.next_span_id, None
+        return span_id if span_id is not None else self.inner.generate_span_id()
 
     def generate_trace_id(self) -> int:
         trace_id, self.next_trace_id = self.next_trace_id, None

@@ -55,6 +55,9 @@ class TraceOptions:
     name: str | None
     record_root_chunks: bool
     record_all_chunks: bool
+    otel_context: bool = False
+    """Runs are made OpenTelemetry's current span while they execute (an exporter
+    sends our spans to OpenTelemetry: `sets_otel_context` on its class)."""
 
     @classmethod
     def build(
@@ -76,6 +79,11 @@ class TraceOptions:
         if max_attr_chars < 1:
             raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
         chunk_level = max((p.capabilities.chunk_level for p in processors), default=0)
+        otel_context = any(getattr(type(e), "sets_otel_context", False) for e in exporters)
+        if otel_context:
+            from lcel_trace import otel_context as run_contexts
+
+            run_contexts.install()
         return cls(
             processors=processors,
             redactor=Redactor(redact, capture_content=capture_content),
@@ -85,6 +93,7 @@ class TraceOptions:
             name=name,
             record_root_chunks=chunk_level >= 1,
             record_all_chunks=chunk_level >= 2,
+            otel_context=otel_context,
         )
 
 

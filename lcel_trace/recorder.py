@@ -22,6 +22,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResult
 
+from lcel_trace import otel_context
 from lcel_trace._log import report_internal_error
 from lcel_trace.assemble import RunIdentity
 from lcel_trace.clock import now_ns
@@ -44,6 +45,7 @@ class EventSink(Protocol):
     """Where a producer's events go: a `TraceSession`."""
 
     trace_id: str
+    sets_otel_context: bool
 
     @property
     def root_run_id(self) -> str | None: ...
@@ -109,6 +111,11 @@ def _llm_output(response: LLMResult, run_type: RunType) -> Any:
     }
 
 
+_OWN_CONTEXTLESS_FAMILIES = frozenset({"chat_model", "llm", "retriever"})
+"""Runs whose body LangChain runs in the caller's context, not a copy naming the run:
+the recorder marks them current itself (see `otel_context`)."""
+
+
 class Recorder(BaseCallbackHandler):
     """Turns LangChain callbacks for one trace into stamped `TraceEvent`s for its sink.
 
@@ -130,6 +137,8 @@ class Recorder(BaseCallbackHandler):
         root_counted_elsewhere: bool = False,
     ) -> None:
         self.sink = sink
+        self._sets_otel_context = sink.sets_otel_context
+        self.marks_context = True  # called inline, in each run's own context
         self._name_run_types = name_run_types
         self._root_counted_elsewhere = root_counted_elsewhere
         self._tapped: set[str] = set()
@@ -172,8 +181,13 @@ class Recorder(BaseCallbackHandler):
             data,
             now_ns(),
         )
+        if self._sets_otel_context:
+            mark = self.marks_context and family in _OWN_CONTEXTLESS_FAMILIES
+            otel_context.run_started(run_id, parent_run_id, self.sink.trace_id, mark=mark)
 
     def _close(self, run_id: UUID, kind: EventKind, data: dict[str, Any]) -> None:
+        if self._sets_otel_context:
+            otel_context.run_ended(run_id)
         identity = self.sink.identity(str(run_id))
         if identity is None:
             return
@@ -532,6 +546,7 @@ class AsyncRecorder(AsyncCallbackHandler):
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
+        recorder.marks_context = False  # LangChain calls us in a task of our own
 
     @property
     def trace_id(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import GenerationChunk
 
+from lcel_trace import otel_context
 from lcel_trace._capture import Capture, active_captures
 from lcel_trace._log import log, report_internal_error
 from lcel_trace.assemble import RunIdentity, SpanAssembler
@@ -161,6 +162,7 @@ class TraceSession:
         self.start_ns = now_ns()
         self.finished = False
         self.options = options
+        self.sets_otel_context = options.otel_context
         self._redactor = options.redactor.for_one_trace()
         self._captures: tuple[Capture, ...] = active_captures()
         self._processors = options.processors
@@ -360,6 +362,8 @@ class TraceSession:
                 )
             )
             self._hand_off(end_ns)
+            if self.sets_otel_context:
+                otel_context.trace_ended(self.trace_id)
             trace = Trace(
                 trace_id=self.trace_id,
                 name=self._name,
