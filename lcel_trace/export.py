@@ -38,6 +38,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import os
+import sys
 import threading
 import time
 import weakref
@@ -352,10 +353,25 @@ class ExportProcessor:
         return drained
 
     def _start_worker(self) -> None:
+        if sys.is_finalizing():
+            # No new thread while the interpreter shuts down (a stream dropped then ends
+            # its trace): Python 3.11's Thread.start() would wait forever, 3.12 refuses.
+            self._deliver_queued_here()
+            return
         self._thread = threading.Thread(
             target=self._run, name=f"lcel-trace-export-{self._name}", daemon=True
         )
         self._thread.start()
+
+    def _deliver_queued_here(self) -> None:
+        """Deliver what is queued on the calling thread (it holds `_cond`)."""
+        while self._queue:
+            batch, weight = self._take()
+            self._queued_records -= weight
+            try:
+                self._deliver(batch)
+            except Exception as exc:
+                report_internal_error("export_at_exit", exc)
 
     def _run(self) -> None:
         while True:
