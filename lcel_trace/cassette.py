@@ -622,9 +622,9 @@ def rebuilt_error(error: SpanError) -> BaseException:
     skipped); otherwise a `RecordedError` naming it. Nothing is imported by name from
     the file."""
     cls = _exception_class(error.type)
-    if cls is not None and cls.__new__ is BaseException.__new__:
+    if cls is not None and _builtin_slot(cls, "__new__"):
         try:
-            if cls.__init__ is BaseException.__init__ or cls.__init__ is Exception.__init__:
+            if _builtin_slot(cls, "__init__"):
                 return cls(error.message)
             instance = cls.__new__(cls)
             BaseException.__init__(instance, error.message)
@@ -632,6 +632,12 @@ def rebuilt_error(error: SpanError) -> BaseException:
         except Exception:
             pass
     return RecordedError(error.type, error.message)
+
+
+def _builtin_slot(cls: type, name: str) -> bool:
+    """Whether `cls` gets `name` from a built-in exception class (runs no Python code)."""
+    owner = next(klass for klass in cls.__mro__ if name in klass.__dict__)
+    return owner.__module__ == "builtins"
 
 
 def _exception_class(qualified: str) -> type[Exception] | None:

@@ -1,0 +1,404 @@
+"""Cassettes: model calls answer from a trace file, faithfully, and only when asked the
+same thing; everything else is a clear error. Real parts throughout: the bundled
+OpenAI-compatible HTTP server, `ChatOpenAI` / `OpenAI`, real trace files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableParallel
+from langchain_openai import ChatOpenAI, OpenAI
+
+from lcel_trace import capture, trace
+from lcel_trace.cassette import CassetteMiss, UnusableCassetteError, cassette
+from lcel_trace.exporters import JsonlExporter
+from lcel_trace.reader import TraceFileError
+from lcel_trace.replay import RecordedError
+from lcel_trace.testing.openai_server import OpenAIServer
+
+SECRET = "sk-proj-Zx9Qw8Er7Ty6Ui5Op4As3Df2Gh1Jk0LzXcVbNm"
+
+
+def chat(server: OpenAIServer, **kwargs: Any) -> ChatOpenAI:
+    return ChatOpenAI(
+        base_url=server.base_url, api_key="sk-test", model="fake-gpt", max_retries=0, **kwargs
+    )
+
+
+def review_chain(server: OpenAIServer) -> Any:
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "You review support cases."), ("human", "Review case {case}")]
+    )
+    return prompt | chat(server) | StrOutputParser()
+
+
+# -- keys and order ---------------------------------------------------------------------
+
+
+def test_repeated_identical_requests_replay_in_recorded_order(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    with OpenAIServer(["first", "second", "third"]) as server:
+        model = chat(server)
+        with cassette(path):
+            live = [model.invoke("again?").content for _ in range(3)]
+        with cassette(path, "replay"):
+            replayed = [model.invoke("again?").content for _ in range(3)]
+        assert len(server.requests) == 3
+    assert live == replayed == ["first", "second", "third"]
+
+
+def test_concurrent_identical_requests_in_a_parallel_chain_each_get_one_recording(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "parallel.jsonl"
+    with OpenAIServer(["alpha", "beta", "gamma"]) as server:
+        branch = review_chain(server)
+        parallel = RunnableParallel(a=branch, b=branch, c=branch)
+        with cassette(path):
+            live = parallel.invoke({"case": 7})
+        with cassette(path, "replay") as tape:
+            replayed = parallel.invoke({"case": 7})
+        assert len(server.requests) == 3
+    assert tape.replayed == 3
+    assert sorted(replayed.values()) == sorted(live.values()) == ["alpha", "beta", "gamma"]
+
+
+def test_parallel_chain_replays_under_astream(tmp_path: Path) -> None:
+    path = tmp_path / "parallel-astream.jsonl"
+
+    async def run(parallel: Any) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        async for part in parallel.astream({"case": 3}):
+            for key, text in part.items():
+                merged[key] = merged.get(key, "") + text
+        return merged
+
+    with OpenAIServer(["one two three", "four five six"]) as server:
+        branch = review_chain(server)
+        parallel = RunnableParallel(a=branch, b=branch)
+        with cassette(path):
+            live = asyncio.run(run(parallel))
+        with cassette(path, "replay"):
+            replayed = asyncio.run(run(parallel))
+        assert len(server.requests) == 2
+    assert sorted(replayed.values()) == sorted(live.values())
+    assert sorted(live.values()) == ["four five six", "one two three"]
+
+
+def test_changed_prompt_miss_names_nearest_recording_and_first_difference(tmp_path: Path) -> None:
+    path = tmp_path / "review.jsonl"
+    with OpenAIServer(["Looks fine."]) as server:
+        chain = review_chain(server)
+        with cassette(path):
+            chain.invoke({"case": 1})
+        with cassette(path, "replay"), pytest.raises(CassetteMiss) as missed:
+            chain.invoke({"case": 2})
+        assert len(server.requests) == 1
+    text = str(missed.value)
+    assert "messages[1].content: recorded 'Review case 1' / now 'Review case 2'" in text
+    assert "nearest recorded: key " in text
+    assert "--lcel-record-mode=new" in text
+    assert missed.value.differences == [("messages[1].content", "Review case 1", "Review case 2")]
+
+
+def test_parameters_that_change_the_answer_are_keyed_transport_ones_are_not(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "params.jsonl"
+    with OpenAIServer(["warm"]) as server:
+        with cassette(path):
+            chat(server, temperature=0.5).invoke("hi")
+        with cassette(path, "replay"):  # another timeout and retries: the same request
+            reply = ChatOpenAI(
+                base_url=server.base_url,
+                api_key="sk-other",
+                model="fake-gpt",
+                temperature=0.5,
+                timeout=3,
+                max_retries=5,
+            ).invoke("hi")
+        assert reply.content == "warm"
+        with cassette(path, "replay"), pytest.raises(CassetteMiss) as missed:
+            chat(server, temperature=0.9).invoke("hi")
+    assert "params.temperature: recorded 0.5 / now 0.9" in str(missed.value)
+
+
+def test_asked_more_often_than_recorded_is_a_miss_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "once.jsonl"
+    with OpenAIServer(["only once"]) as server:
+        model = chat(server)
+        with cassette(path):
+            model.invoke("ping")
+        with cassette(path, "replay"):
+            model.invoke("ping")
+            with pytest.raises(CassetteMiss, match="already replayed"):
+                model.invoke("ping")
+
+
+# -- faithful answers ---------------------------------------------------------------------
+
+
+def test_invoke_returns_the_recorded_message_with_tool_calls_usage_metadata_and_id(
+    tmp_path: Path,
+) -> None:
+    from lcel_trace.testing.openai_server import Reply, ToolCall
+
+    path = tmp_path / "tools.jsonl"
+
+    def lookup(city: str) -> str:
+        """Look a city up."""
+        return city
+
+    with OpenAIServer([Reply(tool_calls=(ToolCall("lookup", '{"city": "Oslo"}'),))]) as server:
+        model = chat(server).bind_tools([lookup])
+        with cassette(path):
+            live = model.invoke("Where?")
+        with cassette(path, "replay"):
+            replayed = model.invoke("Where?")
+    assert isinstance(replayed, AIMessage)
+    assert replayed == live
+    assert replayed.tool_calls[0]["args"] == {"city": "Oslo"}
+    assert replayed.usage_metadata == live.usage_metadata
+    assert replayed.response_metadata == live.response_metadata
+    assert replayed.id == live.id
+
+
+def test_stream_yields_the_recorded_chunk_sequence_usage_chunk_included(tmp_path: Path) -> None:
+    path = tmp_path / "stream.jsonl"
+    with OpenAIServer(["Streaming is fun to watch"]) as server:
+        model = chat(server, stream_usage=True)
+        with cassette(path):
+            live = list(model.stream("go"))
+        with capture() as cap, cassette(path, "replay"):
+            replayed = list(trace(model).stream("go"))
+        assert len(server.requests) == 1
+    assert replayed == live
+    assert any(c.usage_metadata for c in replayed)
+    (span,) = cap.spans
+    assert span.usage is not None
+    assert span.usage.output_tokens == 5
+    assert span.chunk_count == len(live)
+
+
+def test_recorded_http_error_is_raised_again_as_the_same_type(tmp_path: Path) -> None:
+    path = tmp_path / "error.jsonl"
+    with OpenAIServer(["never"]) as server:
+        server.fail_next("http_500")
+        model = chat(server)
+        with cassette(path), pytest.raises(openai.InternalServerError) as live:
+            model.invoke("fail please")
+        with cassette(path, "replay"), pytest.raises(openai.InternalServerError) as replayed:
+            model.invoke("fail please")
+    assert str(replayed.value) == str(live.value)
+
+
+def test_an_error_type_not_imported_is_not_imported_but_named(tmp_path: Path) -> None:
+    path = tmp_path / "unknown-error.jsonl"
+    with OpenAIServer(["x"]) as server:
+        model = chat(server)
+        with cassette(path):
+            model.invoke("hello")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        if line["type"] == "span":
+            line["status"] = "error"
+            line["error"] = {"type": "lcel_no_such_module.Boom", "message": "kaboom"}
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with cassette(path, "replay"), pytest.raises(RecordedError, match="Boom: kaboom"):
+        model.invoke("hello")
+    assert "lcel_no_such_module" not in sys.modules
+
+
+def test_completion_llm_invoke_and_stream_replay(tmp_path: Path) -> None:
+    path = tmp_path / "llm.jsonl"
+    with OpenAIServer(["Once upon a time", "there was a parrot"]) as server:
+        llm = OpenAI(base_url=server.base_url, api_key="sk-test", model="fake-instruct")
+        with cassette(path):
+            live = [llm.invoke("Tell a story"), list(llm.stream("Go on"))]
+        with cassette(path, "replay"):
+            replayed = [llm.invoke("Tell a story"), list(llm.stream("Go on"))]
+        assert len(server.requests) == 2
+    assert replayed == live
+    assert live[0] == "Once upon a time"
+
+
+# -- any trace file ---------------------------------------------------------------------------
+
+
+def test_a_production_trace_written_with_default_options_replays(tmp_path: Path) -> None:
+    path = tmp_path / "production.jsonl"
+    exporter = JsonlExporter(path)
+    with OpenAIServer(["Case 4 is a duplicate."]) as server:
+        chain = review_chain(server)
+        live = trace(chain, exporters=[exporter]).invoke({"case": 4})
+        exporter.force_flush(10)
+        with cassette(path, "replay") as tape:
+            replayed = chain.invoke({"case": 4})
+        assert len(server.requests) == 1
+    exporter.shutdown()
+    assert tape.replayed == 1
+    assert replayed == live
+
+
+def test_a_streamed_call_whose_chunks_were_not_kept_is_refused_naming_record_chunks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "root-chunks.jsonl"
+    exporter = JsonlExporter(path)  # record_chunks="root": the chain's chunks, not the model's
+    with OpenAIServer(["a streamed answer"]) as server:
+        chain = review_chain(server)
+        "".join(trace(chain, exporters=[exporter]).stream({"case": 5}))
+        exporter.force_flush(10)
+        with cassette(path, "replay"):
+            assert chain.invoke({"case": 5}) == "a streamed answer"  # invoke replays
+        with (
+            cassette(path, "replay"),
+            pytest.raises(UnusableCassetteError, match=r"record_chunks='all'"),
+        ):
+            list(chain.stream({"case": 5}))
+    exporter.shutdown()
+
+
+def test_a_trace_recorded_without_content_is_refused_naming_capture_content(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "no-content.jsonl"
+    exporter = JsonlExporter(path)
+    with OpenAIServer(["hidden"]) as server:
+        trace(chat(server), exporters=[exporter], capture_content=False).invoke("secret stuff")
+        exporter.force_flush(10)
+    exporter.shutdown()
+    with (
+        pytest.raises(UnusableCassetteError, match="capture_content=True"),
+        cassette(path, "replay"),
+    ):
+        pass
+
+
+def test_a_redacted_recording_matches_and_the_secret_never_reaches_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "secret.jsonl"
+    question = f"My key is {SECRET}, is it valid?"
+    with OpenAIServer(["Never share keys."]) as server:
+        model = chat(server)
+        with cassette(path):
+            model.invoke(question)
+        with cassette(path, "replay"):
+            reply = model.invoke(question)
+    assert reply.content == "Never share keys."
+    text = path.read_text()
+    assert SECRET not in text
+    assert "[REDACTED]" in text
+
+
+def test_a_hostile_cassette_is_read_by_the_untrusted_file_rules(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.jsonl"
+    with OpenAIServer(["x"]) as server, cassette(path):
+        chat(server).invoke("hello")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        if line["type"] == "span":  # a model answer that would build a client with a key
+            line["outputs"] = {
+                "lc": 1,
+                "type": "constructor",
+                "id": ["langchain", "chat_models", "openai", "ChatOpenAI"],
+                "kwargs": {"openai_api_key": {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}},
+            }
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(TraceFileError, match=r"hostile\.jsonl:\d+: "), cassette(path, "replay"):
+        pass
+
+
+# -- modes and forms ---------------------------------------------------------------------------
+
+
+def test_replay_mode_without_a_file_says_how_to_record(tmp_path: Path) -> None:
+    with (
+        pytest.raises(FileNotFoundError, match="mode='once'"),
+        cassette(tmp_path / "missing.jsonl", "replay"),
+    ):
+        pass
+
+
+def test_once_records_then_replays_and_new_records_only_the_misses(tmp_path: Path) -> None:
+    path = tmp_path / "modes.jsonl"
+    with OpenAIServer(["r1", "r2", "r3"]) as server:
+        model = chat(server)
+        with cassette(path, "once") as first:
+            model.invoke("q1")
+        with cassette(path, "once") as second:
+            assert model.invoke("q1").content == "r1"
+            with pytest.raises(CassetteMiss):
+                model.invoke("q2")
+        with cassette(path, "new") as third:
+            assert model.invoke("q1").content == "r1"
+            assert model.invoke("q2").content == "r2"
+        with cassette(path, "record") as fourth:
+            assert model.invoke("q1").content == "r3"
+        assert len(server.requests) == 3
+    assert (first.recorded, second.replayed, third.replayed, third.recorded) == (1, 1, 1, 1)
+    assert fourth.recorded == 1
+
+
+def test_async_context_manager_and_decorator(tmp_path: Path) -> None:
+    path = tmp_path / "async.jsonl"
+    with OpenAIServer(["async answer"]) as server:
+        model = chat(server)
+
+        async def record() -> str:
+            async with cassette(path):
+                return str((await model.ainvoke("hi")).content)
+
+        @cassette(path, "replay")
+        async def replay() -> str:
+            return str((await model.ainvoke("hi")).content)
+
+        @cassette(path, "replay")
+        def replay_sync() -> str:
+            return str(model.invoke("hi").content)
+
+        assert asyncio.run(record()) == "async answer"
+        assert asyncio.run(replay()) == "async answer"
+        assert replay_sync() == "async answer"
+        assert len(server.requests) == 1
+
+
+def test_outside_a_cassette_models_are_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "scope.jsonl"
+    with OpenAIServer(["live one", "live two"]) as server:
+        model = chat(server)
+        with cassette(path):
+            model.invoke("inside")
+        assert model.invoke("outside").content == "live two"
+        assert len(server.requests) == 2
+    assert ChatOpenAI._generate.__name__ == "_generate"
+    assert not hasattr(ChatOpenAI.__dict__.get("_generate"), "__lcel_cassette_original__")
+
+
+def test_a_message_list_with_tool_results_is_keyed_on_call_ids(tmp_path: Path) -> None:
+    from langchain_core.messages import ToolMessage
+
+    path = tmp_path / "tool-results.jsonl"
+    history = [
+        HumanMessage("weather?"),
+        AIMessage("", tool_calls=[{"name": "w", "args": {"c": "Oslo"}, "id": "call_1"}]),
+        ToolMessage("rain", tool_call_id="call_1"),
+    ]
+    with OpenAIServer(["It rains."]) as server:
+        model = chat(server)
+        with cassette(path):
+            model.invoke(history)
+        changed = [*history[:2], ToolMessage("rain", tool_call_id="call_2")]
+        with cassette(path, "replay"), pytest.raises(CassetteMiss) as missed:
+            model.invoke(changed)
+    assert "messages[2].tool_call_id: recorded 'call_1' / now 'call_2'" in str(missed.value)
