@@ -32,7 +32,6 @@ from lcel_trace.span import (
     Status,
     TraceEvent,
     Usage,
-    quick_init,
 )
 
 __all__ = ["MAX_AGGREGATED_CHUNKS", "RunIdentity", "SpanAssembler"]
@@ -42,7 +41,6 @@ MAX_AGGREGATED_CHUNKS = 10_000
 beyond this the output of an unfinished run is cut short (memory stays bounded)."""
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class RunIdentity:
     """Who a running run is: what every event of that run repeats."""

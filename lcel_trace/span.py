@@ -6,10 +6,10 @@ half-updated value; the builders that accumulate them live in `assemble.py`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, field, fields
+from types import SimpleNamespace
+from typing import Any, Literal
 
 Status = Literal["ok", "error", "cancelled", "incomplete"]
 EventKind = Literal["start", "stream", "end", "error", "custom"]
@@ -50,7 +50,7 @@ class SpanEvent:
     data: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Span:
     """One LangChain run, finished: identity, timing, status, content and stream facts.
 
@@ -82,6 +82,53 @@ class Span:
     """When the first chunk with content (text or a tool-call delta) arrived. Chat models
     often stream an empty role chunk first: `first_chunk_ns` is that one."""
 
+    def __init__(
+        self,
+        trace_id: str,
+        span_id: str,
+        parent_id: str | None,
+        name: str,
+        run_type: RunType,
+        start_ns: int,
+        end_ns: int,
+        status: Status,
+        error: SpanError | None = None,
+        inputs: Any = None,
+        outputs: Any = None,
+        tags: tuple[str, ...] = (),
+        metadata: Mapping[str, Any] | None = None,
+        chunk_count: int = 0,
+        first_chunk_ns: int | None = None,
+        usage: Usage | None = None,
+        model: str | None = None,
+        events: tuple[SpanEvent, ...] = (),
+        attributes: Mapping[str, Any] | None = None,
+        first_token_ns: int | None = None,
+    ) -> None:
+        # Frozen, so fields are stored through their slots' own setters: the generated
+        # __init__'s object.__setattr__ per field made a record twice as slow to build.
+        s = _SPAN_SLOTS
+        s.trace_id(self, trace_id)
+        s.span_id(self, span_id)
+        s.parent_id(self, parent_id)
+        s.name(self, name)
+        s.run_type(self, run_type)
+        s.start_ns(self, start_ns)
+        s.end_ns(self, end_ns)
+        s.status(self, status)
+        s.error(self, error)
+        s.inputs(self, inputs)
+        s.outputs(self, outputs)
+        s.tags(self, tags)
+        s.metadata(self, {} if metadata is None else metadata)
+        s.chunk_count(self, chunk_count)
+        s.first_chunk_ns(self, first_chunk_ns)
+        s.usage(self, usage)
+        s.model(self, model)
+        s.events(self, events)
+        s.attributes(self, {} if attributes is None else attributes)
+        s.first_token_ns(self, first_token_ns)
+
     @property
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns
@@ -96,7 +143,7 @@ class Span:
         return None if self.first_token_ns is None else self.first_token_ns - self.start_ns
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class TraceEvent:
     """One normalised v2 event, stamped with the time it happened.
 
@@ -115,6 +162,33 @@ class TraceEvent:
     metadata: Mapping[str, Any]
     data: Mapping[str, Any]
     ts_ns: int
+
+    def __init__(
+        self,
+        trace_id: str,
+        kind: EventKind,
+        event: str,
+        run_id: str,
+        parent_ids: tuple[str, ...],
+        name: str,
+        run_type: RunType,
+        tags: tuple[str, ...],
+        metadata: Mapping[str, Any],
+        data: Mapping[str, Any],
+        ts_ns: int,
+    ) -> None:
+        s = _EVENT_SLOTS  # one per event: built as `Span` is, through the slots' setters
+        s.trace_id(self, trace_id)
+        s.kind(self, kind)
+        s.event(self, event)
+        s.run_id(self, run_id)
+        s.parent_ids(self, parent_ids)
+        s.name(self, name)
+        s.run_type(self, run_type)
+        s.tags(self, tags)
+        s.metadata(self, metadata)
+        s.data(self, data)
+        s.ts_ns(self, ts_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,43 +347,10 @@ class Trace:
         return nodes[root_position]
 
 
-_T = TypeVar("_T")
+def _slot_setters(cls: type) -> Any:
+    """Each slot's own setter, by field name, for a frozen record's hand-written `__init__`."""
+    return SimpleNamespace(**{f.name: vars(cls)[f.name].__set__ for f in fields(cls)})
 
 
-def quick_init(cls: type[_T]) -> type[_T]:
-    """`cls` (a frozen, slotted dataclass) with an `__init__` that stores each field
-    through its slot descriptor: the generated one goes through `object.__setattr__`,
-    a name look-up per field, which made building a record about twice as slow. Same
-    parameters, defaults and default factories; still frozen afterwards."""
-    params: list[str] = []
-    lines: list[str] = []
-    env: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
-    for i, f in enumerate(dataclasses.fields(cls)):  # type: ignore[arg-type]
-        if not f.init or f.kw_only:
-            raise TypeError(f"quick_init: {cls.__name__}.{f.name} is not a plain field")
-        env[f"_set{i}"] = cls.__dict__[f.name].__set__
-        if f.default is not dataclasses.MISSING:
-            env[f"_d{i}"] = f.default
-            params.append(f"{f.name}=_d{i}")
-            lines.append(f"    _set{i}(self, {f.name})")
-        elif f.default_factory is not dataclasses.MISSING:
-            env[f"_f{i}"] = f.default_factory
-            params.append(f"{f.name}=_MISSING")
-            lines.append(f"    _set{i}(self, _f{i}() if {f.name} is _MISSING else {f.name})")
-        else:
-            params.append(f.name)
-            lines.append(f"    _set{i}(self, {f.name})")
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"quick_init: {cls.__name__} has __post_init__")
-    source = f"def __init__(self, {', '.join(params)}) -> None:\n" + "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = {}
-    exec(source, env, namespace)  # generated from the field names only
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
-    cls.__init__ = init  # type: ignore[method-assign]
-    return cls
-
-
-for _record in (Usage, SpanError, SpanEvent, Span, TraceEvent, TraceStart, TraceEnd, Trace):
-    quick_init(_record)
+_SPAN_SLOTS = _slot_setters(Span)
+_EVENT_SLOTS = _slot_setters(TraceEvent)
