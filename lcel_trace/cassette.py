@@ -71,7 +71,7 @@ from lcel_trace.replay import MAX_GAP_S, RecordedError
 from lcel_trace.session import TraceSession
 from lcel_trace.span import SpanError
 
-__all__ = ["Cassette", "CassetteMiss", "Mode", "UnusableCassetteError", "cassette"]
+__all__ = ["MODES", "Cassette", "CassetteMiss", "Mode", "UnusableCassetteError", "cassette"]
 
 Mode = Literal["once", "replay", "record", "new"]
 MODES: tuple[Mode, ...] = ("once", "replay", "record", "new")

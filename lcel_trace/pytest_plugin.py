@@ -1,4 +1,5 @@
-"""pytest plugin (registered by entry point): the `lcel_traces` fixture.
+"""pytest plugin (registered by entry point): the `lcel_traces` fixture, and cassettes
+(the `lcel_cassette` marker and fixture, `--lcel-record-mode`; see `_pytest_cassette`).
 
 def test_my_chain(lcel_traces):
     my_traced_chain.invoke({"topic": "parrots"})
@@ -13,6 +14,12 @@ from typing import Any
 import pytest
 
 from lcel_trace._capture import Capture
+from lcel_trace._pytest_cassette import (
+    _lcel_cassette_marker,
+    lcel_cassette,
+    pytest_addoption,
+    pytest_configure,
+)
 from lcel_trace.span import Status, Trace
 from lcel_trace.testing import TreeSpec, assert_attributes, assert_status, assert_tree
 
@@ -43,3 +50,13 @@ def lcel_traces() -> Iterator[TraceCollector]:
     """Every trace started during the test, finished ones first to last."""
     with TraceCollector() as collector:
         yield collector
+
+
+__all__ = [
+    "TraceCollector",
+    "_lcel_cassette_marker",
+    "lcel_cassette",
+    "lcel_traces",
+    "pytest_addoption",
+    "pytest_configure",
+]
