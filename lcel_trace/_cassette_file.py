@@ -10,12 +10,12 @@ were kept, or the error it ended with), in the order the calls started.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from lcel_trace._cassette_keys import chat_request, llm_request, request_key
-from lcel_trace.reader import iter_traces
+from lcel_trace.reader import stream_traces
 from lcel_trace.span import Span, SpanError, Trace, TraceEvent
 
 __all__ = ["ModelKind", "Recording", "UnusableCassetteError", "read_recordings"]
@@ -51,11 +51,15 @@ class Recording:
         return f"{self.name} {model.get('name')!r}"
 
 
-def read_recordings(path: str | os.PathLike[str]) -> list[Recording]:
-    """Every model call recorded in `path`, in the order the calls started."""
+def read_recordings(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> list[Recording]:
+    """Every model call recorded in `paths` (files, directories, globs, `.jsonl.gz`), in
+    the order the calls started."""
+    shown = os.fspath(paths) if isinstance(paths, str | os.PathLike) else "the files"
     found: list[Recording] = []
-    for trace in iter_traces(path):
-        found.extend(_recordings(path, trace))
+    for trace in stream_traces(paths):
+        found.extend(_recordings(shown, trace))
     found.sort(key=lambda r: r.start_ns)
     return found
 

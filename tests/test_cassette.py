@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -402,3 +403,50 @@ def test_a_message_list_with_tool_results_is_keyed_on_call_ids(tmp_path: Path) -
         with cassette(path, "replay"), pytest.raises(CassetteMiss) as missed:
             model.invoke(changed)
     assert "messages[2].tool_call_id: recorded 'call_1' / now 'call_2'" in str(missed.value)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def test_cli_lists_the_recorded_calls_with_keys_and_first_words(tmp_path: Path) -> None:
+    from lcel_trace.testing.openai_server import Reply, ToolCall
+
+    path = tmp_path / "listed.jsonl"
+    script = [
+        Reply(tool_calls=(ToolCall("lookup", '{"city": "Oslo"}'),)),
+        "It rains in Oslo \x1b[2J today.",
+    ]
+    with OpenAIServer(script) as server:
+        model = chat(server)
+        with cassette(path):
+            model.invoke("Weather in Oslo?")
+            list(model.stream("Weather in Oslo?"))
+    result = subprocess.run(
+        [sys.executable, "-m", "lcel_trace", "cassette", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "2 model calls, 1 distinct requests"
+    assert "human: Weather in Oslo?" in lines[2]
+    assert "tool calls: lookup({'city': 'Oslo'})" in lines[2]
+    assert lines[2].endswith("x2")
+    assert "It rains in Oslo \\x1b[2J today." in lines[3]  # escapes shown, not acted on
+    assert "\x1b" not in result.stdout
+    keys = {line.split()[3] for line in lines[2:]}
+    assert len(keys) == 1
+
+
+def test_cli_on_a_file_that_is_not_a_trace_is_one_line_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jsonl"
+    path.write_text("just some notes\nmore notes\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "lcel_trace", "cassette", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "not an lcel-trace file" in result.stderr

@@ -21,7 +21,18 @@ from typing import Any, NoReturn
 from lcel_trace.cli.common import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE
 from lcel_trace.terminal import visible
 
-COMMANDS = ("show", "stats", "validate", "replay", "tail", "html", "export", "diff", "sql")
+COMMANDS = (
+    "show",
+    "stats",
+    "validate",
+    "replay",
+    "tail",
+    "html",
+    "export",
+    "diff",
+    "sql",
+    "cassette",
+)
 """The command modules, in the order `--help` lists them."""
 
 
