@@ -21,6 +21,7 @@ import html
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from lcel_trace.records import to_line
@@ -35,7 +36,7 @@ _UNSAFE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
 
 _CSS = """
 :root{--ok:#2e9d4f;--error:#d6333b;--cancelled:#e08a00;--incomplete:#8a5cc2;
---bg:#fff;--fg:#1d232b;--muted:#6b7480;--line:#e3e6ea;--sel:#e8f0fe;--row:22px}
+--bg:#fff;--fg:#1d232b;--muted:#6b7480;--line:#e3e6ea;--sel:#e8f0fe;--row:34px}
 *{box-sizing:border-box}
 html,body{margin:0;height:100%}
 body{font:13px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);
@@ -51,11 +52,13 @@ margin-right:4px;border-radius:2px;background:var(--c);vertical-align:-1px}
 .st-ok{--c:var(--ok)}.st-error{--c:var(--error)}
 .st-cancelled{--c:var(--cancelled)}.st-incomplete{--c:var(--incomplete)}
 #app{flex:1;display:flex;min-height:0}
-#traces{width:220px;border-right:1px solid var(--line);overflow:auto;flex:none}
+#traces{width:230px;border-right:1px solid var(--line);overflow:auto;flex:none}
 #traces.hidden{display:none}
 .trace-item{padding:6px 10px;border-bottom:1px solid var(--line);cursor:pointer}
 .trace-item.selected{background:var(--sel)}
-.trace-item .meta{color:var(--muted);font-size:11px}
+.trace-item .meta{color:var(--muted);font-size:11px;white-space:nowrap;overflow:hidden;
+text-overflow:ellipsis}
+.trace-item .when{font-variant-numeric:tabular-nums}
 #main{flex:1;display:flex;flex-direction:column;min-width:0}
 #summary{padding:6px 12px;border-bottom:1px solid var(--line);color:var(--muted)}
 #summary b{color:var(--fg)}
@@ -70,21 +73,24 @@ border-left:1px solid var(--line);padding-left:2px;height:16px}
 border-bottom:1px solid #f3f4f6}
 .row:hover{background:#f7f9fb}
 .row.selected{background:var(--sel)}
-.label-col{width:40%;max-width:520px;min-width:240px}
+.label-col{width:46%;max-width:600px;min-width:260px}
 .row .label{flex:none;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;
-line-height:var(--row);padding-right:8px}
+padding:2px 8px 0 0;line-height:15px;display:flex;flex-direction:column}
+.row .line{overflow:hidden;text-overflow:ellipsis}
+.row .facts{display:block;margin-left:14px}
 .tog{display:inline-block;width:14px;color:var(--muted);text-align:center}
 .name{font-weight:500}
-.facts{color:var(--muted);font-size:11px;margin-left:6px}
+.facts,.model{color:var(--muted);font-size:11px}
+.model{margin-left:6px}
 .row .lane{position:relative;flex:1;margin-right:12px}
-.bar{position:absolute;top:5px;height:12px;min-width:2px;border-radius:2px;
+.bar{position:absolute;top:11px;height:12px;min-width:2px;border-radius:2px;
 background:var(--c)}
 .bar.st-incomplete{background:repeating-linear-gradient(45deg,var(--incomplete) 0 4px,
 #c7b0e6 4px 8px)}
-.ttft,.first-token{position:absolute;top:2px;width:2px;height:18px;background:#111;
-border-radius:1px}
-.first-token{background:#1a73e8}
-#details{width:30%;max-width:520px;border-left:1px solid var(--line);overflow:auto;
+.lane .ttft,.lane .first-token{position:absolute;top:8px;width:2px;height:18px;
+background:#111;border-radius:1px}
+.lane .first-token{background:#1a73e8}
+#details{width:26%;max-width:460px;border-left:1px solid var(--line);overflow:auto;
 padding:8px 12px;flex:none}
 #details h2{font-size:14px;margin:4px 0 8px;word-break:break-all}
 #details h3{font-size:12px;margin:12px 0 4px;color:var(--muted);text-transform:uppercase}
@@ -100,7 +106,7 @@ _JS = r"""
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("lcel-trace-data").textContent);
-  var ROW = 22, OVERSCAN = 15;
+  var ROW = 34, OVERSCAN = 15;
   var traces = DATA.traces;
   var current = null, visible = [], collapsed = null, selected = -1, pending = false;
   var viewport = document.getElementById("viewport");
@@ -118,11 +124,14 @@ _JS = r"""
     if (v >= 10) return v.toFixed(1) + " ms";
     return v.toFixed(2) + " ms";
   }
+  function known(n) { return n !== null && n !== undefined; }
   function tokens(u) {
     if (!u) return null;
-    if (u.total_tokens !== null && u.total_tokens !== undefined) return u.total_tokens;
-    if (u.input_tokens === null && u.output_tokens === null) return null;
-    return (u.input_tokens || 0) + (u.output_tokens || 0);
+    if (known(u.input_tokens) || known(u.output_tokens)) {
+      return (known(u.input_tokens) ? u.input_tokens : "?") + " in / " +
+        (known(u.output_tokens) ? u.output_tokens : "?") + " out tokens";
+    }
+    return known(u.total_tokens) ? u.total_tokens + " tokens" : null;
   }
   function pct(ns) { return (100 * ns / current.span_ns) + "%"; }
 
@@ -133,6 +142,9 @@ _JS = r"""
       var item = el("div", "trace-item");
       item.dataset.traceIndex = String(i);
       item.appendChild(el("div", "name", t.name || "(unnamed)"));
+      var when = el("div", "meta when", t.started_time + " \u00b7 " + t.trace_id.slice(0, 8));
+      when.title = t.started + " \u00b7 trace " + t.trace_id;
+      item.appendChild(when);
       var meta = el("div", "meta", t.status + " \u00b7 " + ms(t.duration_ns) + " \u00b7 " +
         t.spans.length + " spans");
       meta.classList.add("st-" + t.status);
@@ -154,7 +166,8 @@ _JS = r"""
     summary.appendChild(el("b", null, current.name || "(unnamed)"));
     var tok = current.tokens;
     summary.appendChild(document.createTextNode(
-      " \u00b7 trace " + current.trace_id + " \u00b7 " + current.status + " \u00b7 " +
+      " \u00b7 trace " + current.trace_id + " \u00b7 " + current.started + " \u00b7 " +
+      current.status + " \u00b7 " +
       ms(current.duration_ns) + " \u00b7 " + current.spans.length + " spans" +
       (tok.total ? " \u00b7 " + tok.total + " tokens (" + tok.input + " in, " +
         tok.output + " out)" : "")));
@@ -213,16 +226,20 @@ _JS = r"""
         render();
       });
     }
-    label.appendChild(tog);
-    label.appendChild(el("span", "name", s.name));
-    var facts = [s.run_type, ms(s.end - s.start)];
+    var head = el("span", "line");
+    head.appendChild(tog);
+    head.appendChild(el("span", "name", s.name));
+    var model = s.detail.model ? [s.detail.model] : [];
     var tk = tokens(s.usage);
-    if (tk !== null) facts.push(tk + " tok");
+    if (tk !== null) model.push(s.usage_is_trace_total ? tk + " (whole trace)" : tk);
+    if (model.length) head.appendChild(el("span", "model", model.join(" \u00b7 ")));
+    label.appendChild(head);
+    var facts = [s.run_type, ms(s.end - s.start)];
     if (s.first_token !== null) facts.push("first token " + ms(s.first_token - s.start));
     else if (s.ttft !== null) facts.push("first chunk " + ms(s.ttft - s.start));
     if (s.status !== "ok") facts.push(s.status);
-    label.appendChild(el("span", "facts", facts.join(" \u00b7 ")));
-    label.title = s.name;
+    label.appendChild(el("span", "facts line", facts.join(" \u00b7 ")));
+    label.title = s.name + (s.detail.model ? " (" + s.detail.model + ")" : "");
     row.appendChild(label);
     var lane = el("div", "lane");
     var bar = el("div", "bar st-" + s.status);
@@ -280,7 +297,7 @@ _JS = r"""
     });
     box.appendChild(table);
     if (d.error) section(box, "error", d.error.type + ": " + d.error.message);
-    section(box, "usage", s.usage);
+    section(box, s.usage_is_trace_total ? "usage (the whole trace)" : "usage", s.usage);
     section(box, "inputs", d.inputs);
     section(box, "outputs", d.outputs);
     section(box, "attributes", d.attributes);
@@ -386,9 +403,20 @@ def _trace_data(trace: Trace) -> dict[str, Any]:
         subtree_end[index] = len(ordered)
     for index, data in enumerate(spans):
         data["subtree_end"] = subtree_end[index]
+    if spans and spans[0]["usage"] is None and totals["total"]:
+        # a trace's root carries the trace's token totals (the model calls under it)
+        spans[0]["usage"] = {
+            "input_tokens": totals["input"],
+            "output_tokens": totals["output"],
+            "total_tokens": totals["total"],
+        }
+        spans[0]["usage_is_trace_total"] = True
+    started = datetime.fromtimestamp(trace.start_ns / 1e9, tz=UTC)
     return {
         "trace_id": trace.trace_id,
         "name": trace.name,
+        "started": started.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC",
+        "started_time": started.strftime("%H:%M:%S.%f")[:-3],
         "status": trace.status,
         "duration_ns": trace.end_ns - trace.start_ns,
         "span_ns": max(t1 - t0, 1),

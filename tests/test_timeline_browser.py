@@ -3,13 +3,15 @@
 Marked `browser` (deselected by default). Needs `pip install playwright` (extra
 `browser`) and a Chromium binary: `$LCEL_TRACE_CHROMIUM`, else `chromium` on PATH
 (Debian's `chromium` package). A missing browser fails these tests; it never skips them.
-Set `LCEL_TRACE_SCREENSHOT=docs/waterfall.png` to refresh the README's screenshot.
+`python docs/make_waterfall.py` refreshes the README's screenshot from a real run.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 MS = 1_000_000
+REPO = Path(__file__).resolve().parents[1]
 
 
 def chromium_path() -> str:
@@ -299,32 +302,129 @@ def test_collapsing_a_subtree_hides_its_rows(page: Page, tmp_path: Path) -> None
     assert page.locator(".row .name").all_text_contents() == ["root"]
 
 
-def test_screenshot_of_a_quickstart_trace(page: Page, tmp_path: Path) -> None:
-    """prompt | chat model | parser, streamed through the local OpenAI-compatible server,
-    as in examples/quickstart.py; LCEL_TRACE_SCREENSHOT says where to keep the picture."""
+def test_docs_make_waterfall_regenerates_the_readme_screenshot_from_a_real_run(
+    tmp_path: Path,
+) -> None:
+    """docs/make_waterfall.py (how docs/waterfall.png is made) runs the quickstart's chain
+    through the local OpenAI-compatible server, renders the page and takes the picture."""
+    shot = tmp_path / "waterfall.png"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "make_waterfall.py"), "--out", str(shot)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "LCEL_TRACE_CHROMIUM": chromium_path()},
+    )
+    assert done.returncode == 0, done.stderr
+    assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+# -- layout: nothing overlaps, nothing a reader needs is cut off ----------------------------
+
+
+def intersect(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def quickstart_traces(runs: int = 2) -> list[Trace]:
+    """The quickstart's chain streamed `runs` times through ChatOpenAI and the local
+    OpenAI-compatible server, all under the trace name "joke"."""
     from langchain_openai import ChatOpenAI
 
     from lcel_trace.testing.openai_server import OpenAIServer
 
-    reply = "Why did the parrot join the choir? It already knew all the lyrics by heart."
-    with OpenAIServer([reply], token_delay_s=0.02) as server, capture() as cap:
+    reply = "Why do parrots make great storytellers? They always repeat the best parts!"
+    with OpenAIServer([reply], token_delay_s=0.005) as server, capture() as cap:
         model = ChatOpenAI(
-            base_url=server.base_url, api_key="test", model="fake-gpt", stream_usage=True
+            base_url=server.base_url,
+            api_key="test",  # type: ignore[arg-type]
+            model="fake-gpt",
+            stream_usage=True,
         )
         chain = (
             ChatPromptTemplate.from_template("Tell me a joke about {topic}")
             | model
             | StrOutputParser()
         )
-        for _ in trace(chain, name="joke").stream({"topic": "parrots"}):
-            pass
-    page.set_viewport_size({"width": 1280, "height": 420})
-    open_page(page, tmp_path, cap.traces)
-    page.locator(".row", has=page.locator(".name", has_text="ChatOpenAI")).click()
-    assert page.locator(".ttft").count() >= 2
-    shot = tmp_path / "waterfall.png"
-    page.screenshot(path=str(shot))
-    assert shot.read_bytes().startswith(b"\x89PNG")
-    keep = os.environ.get("LCEL_TRACE_SCREENSHOT")
-    if keep:
-        shutil.copyfile(shot, keep)
+        for _ in range(runs):
+            for _ in trace(chain, name="joke").stream({"topic": "parrots"}):
+                pass
+    return list(cap.traces)
+
+
+def test_legend_items_do_not_overlap_each_other_or_the_page(page: Page, tmp_path: Path) -> None:
+    traced = make_trace(
+        [span("root", None, 0, 100), span("m", "root", 5, 90, first_chunk_ns=20 * MS)]
+    )
+    open_page(page, tmp_path, [traced])
+    items = page.locator(".legend span")
+    assert items.all_text_contents() == [
+        "ok",
+        "error",
+        "cancelled",
+        "incomplete",
+        "first chunk",
+        "first token",
+    ]
+    boxes = [items.nth(i).bounding_box() for i in range(items.count())]
+    others = [box(page, "header h1"), box(page, "#summary"), box(page, "#axis")]
+    for i, item in enumerate(boxes):
+        assert item is not None
+        assert item["height"] < 20  # a line of text, not an 18 px marker bar
+        for j, other in enumerate(boxes[i + 1 :] + others):
+            assert other is not None
+            assert not intersect(item, other), (i, j, item, other)
+    assert page.locator(".legend .first-token").evaluate("e => getComputedStyle(e).position") == (
+        "static"
+    )
+
+
+def test_traces_with_the_same_name_are_told_apart_by_start_time_and_id(
+    page: Page, tmp_path: Path
+) -> None:
+    start = 1_796_605_983_349 * MS  # 2026-12-07 01:13:03.349 UTC
+    first, second = (
+        Trace(
+            trace_id=trace_id,
+            name="joke",
+            status="ok",
+            start_ns=start + offset,
+            end_ns=start + offset + 10 * MS,
+            spans=(span("r", None, 0, 10, trace_id=trace_id),),
+            root_run_id="r",
+        )
+        for trace_id, offset in (("0a1b2c3d" + "0" * 24, 0), ("9f8e7d6c" + "1" * 24, 1500 * MS))
+    )
+    open_page(page, tmp_path, [first, second])
+    assert page.locator(".trace-item .when").all_text_contents() == [
+        "01:13:03.349 \u00b7 0a1b2c3d",
+        "01:13:04.849 \u00b7 9f8e7d6c",
+    ]
+    assert "2026-12-07 01:13:03.349 UTC" in (page.text_content("#summary") or "")
+
+
+def test_model_and_root_rows_show_name_model_and_tokens_uncut_at_1400_px(
+    page: Page, tmp_path: Path
+) -> None:
+    page.set_viewport_size({"width": 1400, "height": 700})
+    traces = quickstart_traces()
+    open_page(page, tmp_path, traces)
+    model_row = page.locator(".row", has=page.locator(".name", has_text="ChatOpenAI"))
+    model_row.click()  # the details panel open, as when reading a span
+    assert "fake-gpt \u00b7 6 in / 12 out tokens" in (model_row.text_content() or "")
+    root_row = page.locator(".row", has=page.locator(".name", has_text="RunnableSequence"))
+    assert "6 in / 12 out tokens (whole trace)" in (root_row.text_content() or "")
+    lines = page.locator(".row .line")
+    assert lines.count() == 2 * len(traces[0].spans)
+    for i in range(lines.count()):
+        line = lines.nth(i)
+        clipped = line.evaluate("e => e.scrollWidth > e.clientWidth")
+        assert not clipped, line.text_content()
+    label, lane = box(page, f"{row('2')} .label"), box(page, f"{row('2')} .lane")
+    assert label["x"] + label["width"] <= lane["x"]
