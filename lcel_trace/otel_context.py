@@ -12,7 +12,10 @@ context is wrapped once, and `get_current()` derives the run from where LangChai
   copy's running config names it (`var_child_runnable_config`, its callback manager's
   `parent_run_id`);
 - a model or retriever, whose body runs in its caller's context: the recorder marks it
-  in a context variable when LangChain calls the recorder inline, in that context.
+  in a context variable when LangChain calls the recorder inline, in that context. When
+  LangChain calls it in a task of its own instead (beside other non-inline handlers),
+  a model or retriever is taken as current where it is the only one running under the
+  step whose context this is; with several (concurrent models in one step), the step.
 
 A run counts from its start to its end or its trace's end, so a stale mark or config
 left in a context after the run is inert. A context attached inside a run (a span of the
@@ -53,6 +56,8 @@ class _LiveRun:
     ambient: Context  # the current context when the run started
     depth: int
     previous_mark: UUID | None
+    parent: UUID | None
+    unmarked_leaf: bool  # a model or retriever the recorder could not mark
     _context: Context | None = field(default=None)
 
     @property
@@ -73,12 +78,15 @@ class _LiveRun:
 _runs: dict[UUID, _LiveRun] = {}
 _runs_of_trace: dict[int, set[UUID]] = {}
 _registry_lock = threading.Lock()
+_unmarked_leaves: dict[UUID, set[UUID]] = {}  # parent run -> its unmarked models, retrievers
 _marked_run: ContextVar[UUID | None] = ContextVar("lcel_trace_marked_run", default=None)
 
 
-def run_started(run_id: UUID, parent_run_id: UUID | None, trace_id: str, *, mark: bool) -> None:
-    """`run_id` of the trace `trace_id` starts; `mark` for models and retrievers, when
-    called in the run's own context (the recorder is inline)."""
+def run_started(
+    run_id: UUID, parent_run_id: UUID | None, trace_id: str, *, leaf: bool, mark: bool
+) -> None:
+    """`run_id` of the trace `trace_id` starts; `leaf` for models and retrievers, `mark`
+    when called in the run's own context (the recorder is inline)."""
     parent = _runs.get(parent_run_id) if parent_run_id is not None else None
     trace = int(trace_id, 16)
     run = _LiveRun(
@@ -87,10 +95,14 @@ def run_started(run_id: UUID, parent_run_id: UUID | None, trace_id: str, *, mark
         ambient=_inner().get_current(),
         depth=parent.depth + 1 if parent is not None else 0,
         previous_mark=_marked_run.get() if mark else None,
+        parent=parent_run_id,
+        unmarked_leaf=leaf and not mark,
     )
     with _registry_lock:
         _runs[run_id] = run
         _runs_of_trace.setdefault(trace, set()).add(run_id)
+        if run.unmarked_leaf and parent_run_id is not None:
+            _unmarked_leaves.setdefault(parent_run_id, set()).add(run_id)
     if mark:
         _marked_run.set(run_id)
 
@@ -100,7 +112,7 @@ def run_ended(run_id: UUID) -> None:
     with _registry_lock:
         run = _runs.pop(run_id, None)
         if run is not None:
-            _runs_of_trace.get(run.trace_id, set()).discard(run_id)
+            _forget(run_id, run)
     if run is not None and _marked_run.get() == run_id:
         _marked_run.set(run.previous_mark)
 
@@ -108,8 +120,22 @@ def run_ended(run_id: UUID) -> None:
 def trace_ended(trace_id: str) -> None:
     """Every run of the trace still registered (never ended) stops counting."""
     with _registry_lock:
-        for run_id in _runs_of_trace.pop(int(trace_id, 16), ()):
-            _runs.pop(run_id, None)
+        for run_id in list(_runs_of_trace.get(int(trace_id, 16), ())):
+            run = _runs.pop(run_id, None)
+            if run is not None:
+                _forget(run_id, run)
+        _runs_of_trace.pop(int(trace_id, 16), None)
+
+
+def _forget(run_id: UUID, run: _LiveRun) -> None:
+    """Drop a run's index entries (`_registry_lock` held)."""
+    _runs_of_trace.get(run.trace_id, set()).discard(run_id)
+    if run.unmarked_leaf and run.parent is not None:
+        leaves = _unmarked_leaves.get(run.parent)
+        if leaves is not None:
+            leaves.discard(run_id)
+            if not leaves:
+                del _unmarked_leaves[run.parent]
 
 
 def current_run_context() -> Context | None:
@@ -127,6 +153,10 @@ def current_run_context() -> Context | None:
             chain = _runs.get(run_id)
             if chain is not None and (best is None or chain.depth > best.depth):
                 best = chain
+                leaves = _unmarked_leaves.get(run_id)
+                if leaves is not None and len(leaves) == 1:
+                    (leaf,) = leaves
+                    best = _runs.get(leaf, chain)
     if best is None:
         return None
     ambient = _inner().get_current()

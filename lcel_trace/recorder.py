@@ -182,8 +182,14 @@ class Recorder(BaseCallbackHandler):
             now_ns(),
         )
         if self._sets_otel_context:
-            mark = self.marks_context and family in _OWN_CONTEXTLESS_FAMILIES
-            otel_context.run_started(run_id, parent_run_id, self.sink.trace_id, mark=mark)
+            leaf = family in _OWN_CONTEXTLESS_FAMILIES
+            otel_context.run_started(
+                run_id,
+                parent_run_id,
+                self.sink.trace_id,
+                leaf=leaf,
+                mark=leaf and self.marks_context,
+            )
 
     def _close(self, run_id: UUID, kind: EventKind, data: dict[str, Any]) -> None:
         if self._sets_otel_context:
