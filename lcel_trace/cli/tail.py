@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 import warnings
@@ -32,8 +33,9 @@ def _tail(args: argparse.Namespace) -> int:
     began before `tail` started is still shown whole when it ends (`--from-start` shows
     the finished ones too); then `following FILE` goes to stderr. Waits for a file that
     does not exist yet, starts over on a truncated file and reopens a replaced one
-    (rotation). A bad line is reported on stderr and skipped; a file that is not a trace
-    file ends the command."""
+    (rotation). A named pipe (FIFO) is read without blocking, all of it shown, and
+    `--timeout` holds whether or not anyone writes to it. A bad line is reported on
+    stderr and skipped; a file that is not a trace file ends the command."""
     from rich.console import Console
 
     from lcel_trace.reader import LineBuffer, TraceFileError, TraceReader
@@ -85,7 +87,7 @@ def _tail(args: argparse.Namespace) -> int:
                 break
             if handle is None:
                 try:
-                    handle = open(path, "rb")  # noqa: SIM115 - kept open across iterations
+                    handle = _open(path)
                 except FileNotFoundError:
                     if not waited:
                         note(f"waiting for {path}")
@@ -95,7 +97,7 @@ def _tail(args: argparse.Namespace) -> int:
                 stat = os.fstat(handle.fileno())
                 identity = (stat.st_dev, stat.st_ino)
                 lines.reset()
-                quiet = quiet and not waited
+                quiet = quiet and not waited and not isinstance(handle, _Pipe)
                 read_available()
                 quiet = False
                 note(f"following {path}")
@@ -113,7 +115,9 @@ def _tail(args: argparse.Namespace) -> int:
                 note(f"{path} was replaced or removed; following the new file")
                 waited = True
                 continue
-            if current.st_size < handle.tell():
+            if isinstance(handle, _Pipe):
+                pass  # a pipe has no size: nothing to compare
+            elif current.st_size < handle.tell():
                 note(f"{path} was truncated; reading it from the start")
                 handle.seek(0)
                 lines.reset()
@@ -123,3 +127,47 @@ def _tail(args: argparse.Namespace) -> int:
         if handle is not None:
             handle.close()
     return 0
+
+
+def _open(path: Path) -> Any:
+    """The file to follow, opened without blocking: opening a FIFO that no writer has
+    opened yet would otherwise wait forever, past `--timeout`."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return _Pipe(fd)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class _Pipe:
+    """A FIFO read without blocking: `readline` gives what has arrived (possibly part of
+    a line, which `LineBuffer` joins), or b"" when nothing has, so the polling loop keeps
+    its deadline whether a writer is idle or absent."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = b""
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readline(self, limit: int = -1) -> bytes:
+        if not self._buffer:
+            try:
+                self._buffer = os.read(self._fd, self.CHUNK)
+            except BlockingIOError:  # a writer is connected but has sent nothing new
+                return b""
+        end = self._buffer.find(b"\n") + 1 or len(self._buffer)
+        if limit >= 0:
+            end = min(end, limit)
+        line, self._buffer = self._buffer[:end], self._buffer[end:]
+        return line
+
+    def close(self) -> None:
+        os.close(self._fd)
