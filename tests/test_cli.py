@@ -69,7 +69,7 @@ def test_show_prints_a_plain_tree_per_trace_when_piped(trace_file: Path) -> None
     assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
     assert out.count("joke trace") == 2
     assert "GenericFakeChatModel (chat_model," in out
-    assert "5 tokens" in out
+    assert "tokens 2 in / 3 out) ok" in out  # the model span, tokens by direction
     assert "boom (lambda," in out
     assert "ValueError: boom" in out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from lcel_trace.cli.common import MODEL_RUN_TYPES, STATUS_STYLE, token_sum
+from lcel_trace.cli.common import MODEL_RUN_TYPES, STATUS_STYLE, cell, token_sum
 from lcel_trace.span import Span, SpanNode, Trace
 from lcel_trace.terminal import one_line, visible
 
@@ -75,8 +75,12 @@ def _span_label(span: Span) -> Text:
         facts.append(f"first chunk {first_chunk / 1e6:.1f} ms")
     if first_token is not None:
         facts.append(f"first token {first_token / 1e6:.1f} ms")
-    if span.usage is not None and span.usage.total_tokens is not None:
-        facts.append(f"{span.usage.total_tokens} tokens")
+    usage = span.usage
+    if usage is not None and (usage.input_tokens, usage.output_tokens) != (None, None):
+        tokens_in, tokens_out = (cell(n) for n in (usage.input_tokens, usage.output_tokens))
+        facts.append(f"tokens {tokens_in} in / {tokens_out} out")  # priced by direction
+    elif usage is not None and usage.total_tokens is not None:
+        facts.append(f"{usage.total_tokens} tokens")
     elif span.run_type in MODEL_RUN_TYPES:
         facts.append("tokens unknown")
     if span.model:

@@ -10,6 +10,7 @@ from typing import Any
 
 from lcel_trace.cli.common import (
     FILE_HELP,
+    MODEL_RUN_TYPES,
     Tokens,
     add_selection_args,
     cell,
@@ -62,18 +63,24 @@ def _stats(args: argparse.Namespace) -> int:
     if traces is None:
         return 0
     groups: dict[tuple[str, str, str], list[Span]] = defaultdict(list)
+    counted: dict[tuple[str, str, str], list[Span]] = defaultdict(list)  # whose tokens add up
     for trace in traces:
         root_id = root_span_id(trace)
+        models = [s for s in trace.spans if s.run_type in MODEL_RUN_TYPES]
         for span in trace.spans:
             level = "root" if span.span_id == root_id else "nested"
             groups[(level, span.name, span.model or "")].append(span)
+            # a root carries its trace's totals: the model calls under it, or its own
+            own = level == "nested" or span.run_type in MODEL_RUN_TYPES
+            counted[(level, span.name, span.model or "")].extend([span] if own else models)
     rows: list[dict[str, Any]] = []
     tokens: list[dict[str, Tokens]] = []
     for (level, name, model), spans in sorted(groups.items(), key=_roots_first):
         latency = [s.duration_ns / 1e6 for s in spans]
         first_chunk = [ms(s.time_to_first_chunk_ns) for s in spans]
         first_token = [ms(s.time_to_first_token_ns) for s in spans]
-        sums = {f"{kind}_tokens": token_sum(spans, kind) for kind in ("input", "output", "total")}
+        usage = counted[(level, name, model)]
+        sums = {f"{kind}_tokens": token_sum(usage, kind) for kind in ("input", "output", "total")}
         tokens.append(sums)
         rows.append(
             {
@@ -86,7 +93,7 @@ def _stats(args: argparse.Namespace) -> int:
                 **{f"first_chunk_p{q}_ms": percentile(first_chunk, q) for q in (50, 95, 99)},
                 **{f"first_token_p{q}_ms": percentile(first_token, q) for q in (50, 95, 99)},
                 **{key: value.total for key, value in sums.items()},
-                "spans_with_usage": sum(s.usage is not None for s in spans),
+                "spans_with_usage": sum(s.usage is not None for s in usage),
             }
         )
     if args.json:
