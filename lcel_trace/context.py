@@ -12,7 +12,7 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lcel_trace.export import ExportProcessor, TraceExporter
 from lcel_trace.redact import Redact, Redactor
@@ -79,11 +79,7 @@ class TraceOptions:
         if max_attr_chars < 1:
             raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
         chunk_level = max((p.capabilities.chunk_level for p in processors), default=0)
-        otel_context = any(getattr(type(e), "sets_otel_context", False) for e in exporters)
-        if otel_context:
-            from lcel_trace import otel_context as run_contexts
-
-            run_contexts.install()
+        otel_context = _sets_otel_context(processors)
         return cls(
             processors=processors,
             redactor=Redactor(redact, capture_content=capture_content),
@@ -95,6 +91,35 @@ class TraceOptions:
             record_all_chunks=chunk_level >= 2,
             otel_context=otel_context,
         )
+
+    def joined(self, processors: tuple[ExportProcessor, ...]) -> TraceOptions:
+        """These options with `processors` added (those not already here)."""
+        extra = tuple(p for p in processors if p not in self.processors)
+        if not extra:
+            return self
+        levels = [p.capabilities.chunk_level for p in extra]
+        return replace(
+            self,
+            processors=self.processors + extra,
+            record_root_chunks=self.record_root_chunks or max(levels) >= 1,
+            record_all_chunks=self.record_all_chunks or max(levels) >= 2,
+            otel_context=self.otel_context or _sets_otel_context(extra),
+        )
+
+
+def _sets_otel_context(processors: tuple[ExportProcessor, ...]) -> bool:
+    """True when an exporter sends our spans to OpenTelemetry; then runs are made
+    OpenTelemetry's current span while they execute (installed here, once)."""
+    found = any(getattr(type(p.exporter), "sets_otel_context", False) for p in processors)
+    if found:
+        from lcel_trace import otel_context
+
+        otel_context.install()
+    return found
+
+
+instrumented_processors: tuple[ExportProcessor, ...] = ()
+"""The exporters `instrument()` was given: every trace reaches them, `trace()`'s too."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.runnables.base import Runnable
 from langchain_core.runnables.config import var_child_runnable_config
 
+from lcel_trace import context
 from lcel_trace._log import log, report_internal_error
 from lcel_trace.context import DEFAULT_MAX_ATTR_CHARS, TraceOptions
 from lcel_trace.export import SpanExporter
@@ -131,9 +132,11 @@ def instrument(
     with _lock:
         if _state is not None:
             _state = _State(options=options, patches=_state.patches)
+            context.instrumented_processors = options.processors
             return
         state = _State(options=options)
         _state = state
+        context.instrumented_processors = options.processors
         for cls in _runnable_classes():
             _patch_class(cls, state)
         _hook_subclasses(state)
@@ -145,6 +148,7 @@ def uninstrument() -> None:
     global _state
     with _lock:
         state, _state = _state, None
+        context.instrumented_processors = ()
         if state is None:
             return
         for patch in reversed(state.patches):

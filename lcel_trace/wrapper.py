@@ -33,6 +33,7 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec, Input, Output,
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils.pydantic import TypeBaseModel
 
+from lcel_trace import context
 from lcel_trace._log import report_internal_error
 from lcel_trace.clock import now_ns
 from lcel_trace.context import (
@@ -292,9 +293,12 @@ class TracedRunnable(Runnable[Input, Output]):
             trace_id = parent.trace_id if parent else new_trace_id()
             if not is_sampled(trace_id, self.options.sample):
                 return None, config
+            options = self.options
+            if context.instrumented_processors:  # instrument()'s exporters get it too
+                options = options.joined(context.instrumented_processors)
             user_run_id = (config or {}).get("run_id")
             session = TraceSession(
-                self.options,
+                options,
                 trace_id=trace_id,
                 root_name=(config or {}).get("run_name") or self.bound.get_name(),
                 otel_parent_span_id=parent.span_id if parent else None,

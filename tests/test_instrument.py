@@ -185,13 +185,16 @@ def test_call_inside_a_thread_of_a_lambda_joins_with_the_context(
     assert sum(s.name == "RunnableSequence" for s in spans) == 2
 
 
-def test_trace_inside_instrument_is_not_traced_twice(exporter: CollectingExporter) -> None:
+def test_trace_inside_instrument_is_traced_once_and_reaches_both_exporters(
+    exporter: CollectingExporter,
+) -> None:
     own = CollectingExporter()
     traced = trace(chain(), exporters=[own], name="mine")
     traced.invoke({"topic": "a"})
     list(traced.stream({"topic": "b"}))
-    assert exporter.traces() == {}
     assert len(own.traces()) == 2
+    assert exporter.traces().keys() == own.traces().keys()
+    assert sorted(s.span_id for s in exporter.spans) == sorted(s.span_id for s in own.spans)
 
 
 def test_unsampled_trace_is_not_picked_up_by_instrument(exporter: CollectingExporter) -> None:
@@ -458,3 +461,24 @@ def test_auto_otel_exports_to_the_global_provider(tmp_path: Path) -> None:
     disabled = _run(code, {"LCEL_TRACE_OTEL": "1", "OTEL_SDK_DISABLED": "true"}, tmp_path)
     assert disabled.returncode == 0, disabled.stderr
     assert disabled.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_trace_call_made_while_instrumented_reaches_instruments_exporters_too() -> None:
+    """The rule: instrument()'s exporters receive every trace, trace()'s own calls included;
+    a trace() call's own exporters receive only its traces."""
+    everywhere, own = CollectingExporter(), CollectingExporter()
+    chain = ChatPromptTemplate.from_template("{x}") | FakeListChatModel(responses=["ok"] * 4)
+    traced = trace(chain | StrOutputParser(), exporters=[own])
+    lcel_trace.instrument(exporters=[everywhere])
+    try:
+        assert traced.invoke({"x": "a"}) == "ok"
+        assert (chain | StrOutputParser()).invoke({"x": "b"}) == "ok"
+    finally:
+        lcel_trace.uninstrument()
+    assert len(own.traces()) == 1
+    assert len(everywhere.traces()) == 2
+    (own_trace,) = own.traces().values()
+    assert {s.span_id for s in own_trace} <= {s.span_id for s in everywhere.spans}
+    assert traced.invoke({"x": "c"}) == "ok"  # uninstrumented again: its own only
+    assert len(own.traces()) == 2
+    assert len(everywhere.traces()) == 2
