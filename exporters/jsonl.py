@@ -1,4 +1,4 @@
-"""`JsonlExporter`: traces as `lcel-trace/1` JSON lines in a file.
+"""`JsonlExporter`: traces as `lcel-trace/2` JSON lines in a file, each value once.
 
 Each hand-off from a traced call is encoded on the exporter's own thread and written
 to a file opened in append mode with one `write` (hand-offs that queued up meanwhile
@@ -27,7 +27,7 @@ from lcel_trace.export import (
     warn_once,
 )
 from lcel_trace.records import encode_line
-from lcel_trace.span import Record, Span, TraceEvent, TraceStart
+from lcel_trace.span import Record, Span, TraceEnd, TraceEvent, TraceStart
 
 __all__ = ["DEFAULT_MAX_ATTR_CHARS", "DEFAULT_MAX_VALUE_CHARS", "JsonlExporter"]
 DEFAULT_MAX_ATTR_CHARS = 1_000_000
@@ -36,12 +36,15 @@ DEFAULT_MAX_ATTR_CHARS = 1_000_000
 DEFAULT_MAX_VALUE_CHARS = DEFAULT_MAX_ATTR_CHARS
 """Deprecated name of `DEFAULT_MAX_ATTR_CHARS`."""
 _UNSET: Any = object()
+_ABSENT: Any = object()  # an event without that key (None is a value)
 WRITE_MAX_BYTES = 1 << 20
 """Lines gathered into one `write` before it is made (a line is never split)."""
 
 
 class JsonlExporter(BaseExporter):
-    """Appends traces to `path` in the `lcel-trace/1` format.
+    """Appends traces to `path` in the `lcel-trace/2` format (`lcel_trace.records`): a
+    run's inputs and outputs are written on its event lines, and its span line leaves
+    out the ones those lines carry.
 
     `record_chunks` chooses whose stream chunks are kept: the root run's ("root", the
     default, enough to replay the output), every run's ("all"), or none. A content string
@@ -84,6 +87,9 @@ class JsonlExporter(BaseExporter):
         self.max_attr_chars = max_attr_chars
         self.lines_written = 0
         self._roots: dict[str, str] = {}
+        # per trace, per open run: the values its event lines carried (start input, the
+        # closing event's input, the end's output), so its span line need not repeat them
+        self._carried: dict[str, dict[str, list[Any]]] = {}
         self._fd: int | None = None  # opened on first write, closed when idle
         self._finished = False
         parent = self.path.parent
@@ -106,7 +112,7 @@ class JsonlExporter(BaseExporter):
             ):
                 continue
             try:
-                line = encode_line(record, self.max_attr_chars, memo)
+                line = self._encode(record, memo)
             except Exception as exc:
                 warn_once("jsonl_encode_failed", path=str(self.path), error=repr(exc))
             else:
@@ -115,10 +121,42 @@ class JsonlExporter(BaseExporter):
                 if size >= WRITE_MAX_BYTES:
                     self._write_lines(lines)
                     lines, size = [], 0
-            if not isinstance(record, (TraceStart, TraceEvent, Span)):
+            if isinstance(record, TraceEnd):
                 self._roots.pop(record.trace_id, None)
+                self._carried.pop(record.trace_id, None)
         if lines:
             self._write_lines(lines)
+
+    def _encode(self, record: Record, memo: dict[Any, Any]) -> bytes:
+        """One line; a span's inputs and outputs only when its event lines lack them."""
+        if isinstance(record, Span):
+            runs = self._carried.get(record.trace_id)
+            carried = runs.pop(record.span_id, None) if runs is not None else None
+            if carried is None:
+                return encode_line(record, self.max_attr_chars, memo)
+            start_input, closing_input, output = carried
+            given = start_input if start_input is not _ABSENT else closing_input
+            return encode_line(
+                record,
+                self.max_attr_chars,
+                memo,
+                inputs=given is not record.inputs,
+                outputs=output is not record.outputs,
+            )
+        line = encode_line(record, self.max_attr_chars, memo)
+        if isinstance(record, TraceEvent):
+            event_kind = record.kind
+            if event_kind == "start":
+                runs = self._carried.setdefault(record.trace_id, {})
+                runs[record.run_id] = [record.data.get("input", _ABSENT), _ABSENT, _ABSENT]
+            elif event_kind == "end" or event_kind == "error":
+                runs = self._carried.get(record.trace_id)
+                carried = runs.get(record.run_id) if runs is not None else None
+                if carried is not None:
+                    carried[1] = record.data.get("input", _ABSENT)
+                    if event_kind == "end":
+                        carried[2] = record.data.get("output", _ABSENT)
+        return line
 
     def _write_lines(self, lines: list[bytes]) -> None:
         self._write(b"".join(lines))

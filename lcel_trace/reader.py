@@ -1,4 +1,6 @@
-"""Reading `lcel-trace/1` files: bounded lines, validated records, traces grouped by id.
+"""Reading trace files (`lcel-trace/2`, and `/1`): bounded lines, validated records,
+traces grouped by id; span inputs and outputs a `/2` span line left to its run's event
+lines are taken back from them (`TraceReader._build`).
 
 A trace file is untrusted input. Lines are read with a bounded `readline`, so memory
 stays bounded whatever the file holds; nesting is measured in one linear pass before the
@@ -20,11 +22,11 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, NoReturn
 
 from lcel_trace.assemble import SpanAssembler
-from lcel_trace.records import RECORD_TYPES, Record, from_line
+from lcel_trace.records import FROM_EVENTS, RECORD_TYPES, Record, from_line
 from lcel_trace.span import Span, Trace, TraceEnd, TraceEvent, TraceStart
 
 __all__ = [
@@ -307,6 +309,8 @@ class TraceReader:
         start, end = entry.start, entry.end
         if not spans and events:
             spans = self._rebuild_spans(trace_id, entry)
+        elif any(s.inputs is FROM_EVENTS or s.outputs is FROM_EVENTS for s in spans):
+            spans = _values_from_events(spans, events)
         times = [s.start_ns for s in spans] + [s.end_ns for s in spans]
         start_ns = start.start_ns if start else min(times, default=0)
         end_ns = end.end_ns if end else max(times, default=start_ns)
@@ -342,6 +346,36 @@ class TraceReader:
             raise TraceFileError(self.path, number, reason) from None
         _check_no_cycles(self.path, [(entry.first_line, span) for span in spans])
         return spans
+
+
+def _values_from_events(spans: list[Span], events: list[TraceEvent]) -> list[Span]:
+    """Spans with the inputs and outputs their lines left to the run's event lines, by
+    the assembler's rule: inputs from the start event, else from the end or error event
+    (steps that report them only there); outputs from the end event. What no event
+    holds (a line lost with its events) is None."""
+    starts: dict[str, TraceEvent] = {}
+    closings: dict[str, TraceEvent] = {}
+    for event in events:
+        if event.kind == "start":
+            starts.setdefault(event.run_id, event)
+        elif event.kind in ("end", "error"):
+            closings.setdefault(event.run_id, event)
+    filled = []
+    for span in spans:
+        inputs, outputs = span.inputs, span.outputs
+        if inputs is FROM_EVENTS:
+            start, closing = starts.get(span.span_id), closings.get(span.span_id)
+            if start is not None and "input" in start.data:
+                inputs = start.data["input"]
+            else:
+                inputs = closing.data.get("input") if closing is not None else None
+        if outputs is FROM_EVENTS:
+            closing = closings.get(span.span_id)
+            outputs = closing.data.get("output") if closing and closing.kind == "end" else None
+        if inputs is not span.inputs or outputs is not span.outputs:
+            span = replace(span, inputs=inputs, outputs=outputs)
+        filled.append(span)
+    return filled
 
 
 _PARTIAL: Any = object()

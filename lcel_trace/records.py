@@ -1,4 +1,12 @@
-"""The `lcel-trace/1` line format: records to JSON objects and back, validated.
+"""The JSONL line codec: records to JSON lines and back, validated.
+
+Format `lcel-trace/2` writes each value once: a run's inputs on its start event line
+(or its end or error line, for steps that only report them there), its outputs on its
+end event line, and a span line omits `inputs`/`outputs` when its writer put those very
+values on the run's event lines; a reader takes them back from there (`FROM_EVENTS`
+stands in until it does). A span line that carries the keys means those values, so a
+line written alone (`encode_line`) is complete. `lcel-trace/1` lines (every value on the
+span line too) are still read.
 
 Writing never raises (content goes through `to_jsonable`); reading treats every
 line as untrusted and raises `ValueError` with a reason a person can act on.
@@ -16,6 +24,7 @@ from lcel_trace.span import (
     EVENT_KINDS,
     RUN_TYPES,
     STATUSES,
+    Record,
     Span,
     SpanError,
     SpanEvent,
@@ -25,61 +34,95 @@ from lcel_trace.span import (
     Usage,
 )
 
-FORMAT = "lcel-trace/1"
-Record = TraceStart | TraceEvent | Span | TraceEnd
+__all__ = [
+    "FORMAT",
+    "FROM_EVENTS",
+    "READ_FORMATS",
+    "RECORD_TYPES",
+    "Record",  # defined in lcel_trace.span, named here for the codec's callers
+    "encode_line",
+    "from_line",
+    "to_line",
+]
+
+FORMAT = "lcel-trace/2"
+"""What the writer puts in `trace_start` lines."""
+READ_FORMATS: frozenset[str] = frozenset(("lcel-trace/1", FORMAT))
+
+
+class _FromEvents:
+    """The value of a span's inputs or outputs its line left to the run's event lines."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<from the run's events>"
+
+
+FROM_EVENTS: Any = _FromEvents()
 RECORD_TYPES: frozenset[str] = frozenset(("trace_start", "event", "span", "trace_end"))
 # Timestamps and counts are non-negative 64-bit integers, as the recorder writes them.
 MAX_INT = 2**63
 
 
 def encode_line(
-    record: Record, max_value_chars: int | None = None, memo: dict[Any, Any] | None = None
+    record: Record,
+    max_attr_chars: int | None = None,
+    memo: dict[Any, Any] | None = None,
+    *,
+    inputs: bool = True,
+    outputs: bool = True,
 ) -> bytes:
     """One record as one compact UTF-8 JSON line, newline included; content strings
-    longer than `max_value_chars` characters are cut with a visible marker.
+    longer than `max_attr_chars` characters are cut with a visible marker.
 
     `memo` (one per batch of records, which keep its values alive) lets a content value
-    that several records share (an event's output and the span it ends) be converted once.
+    that several records share be converted once. `inputs=False` / `outputs=False` leave
+    a span's values out: its writer wrote them on the run's event lines.
     """
-    return dumps_bytes(to_line(record, max_value_chars, memo)) + b"\n"
+    if type(record) is Span:
+        line = _span_line(record, max_attr_chars, memo, inputs, outputs)
+    else:
+        line = to_line(record, max_attr_chars, memo)
+    return dumps_bytes(line) + b"\n"
 
 
-def _content(value: Any, max_value_chars: int | None, memo: dict[Any, Any] | None) -> Any:
+def _content(value: Any, max_attr_chars: int | None, memo: dict[Any, Any] | None) -> Any:
     """A span's inputs or outputs (never raises)."""
     if memo is None or value is None or isinstance(value, (str, int, float)):
-        return to_jsonable(value, max_value_chars)
+        return to_jsonable(value, max_attr_chars)
     hit = memo.get((id(value), 0))
     if hit is None or hit[0] is not value:
-        hit = memo[(id(value), 0)] = (value, to_jsonable(value, max_value_chars))
+        hit = memo[(id(value), 0)] = (value, to_jsonable(value, max_attr_chars))
     return hit[1]
 
 
-def _data(data: Mapping[str, Any], max_value_chars: int | None, memo: dict[Any, Any] | None) -> Any:
+def _data(data: Mapping[str, Any], max_attr_chars: int | None, memo: dict[Any, Any] | None) -> Any:
     """An event's data: as `to_jsonable(data)`, its values converted once per batch."""
     if memo is None or type(data) is not dict or "lc" in data or ESCAPE_KEY in data:
-        return to_jsonable(data, max_value_chars)
+        return to_jsonable(data, max_attr_chars)
     out = {}
     try:
         for key, value in data.items():
             if type(key) is not str:
-                return to_jsonable(data, max_value_chars)
+                return to_jsonable(data, max_attr_chars)
             if value is None or isinstance(value, (str, int, float)):
-                out[key] = convert(value, max_value_chars, 1)
+                out[key] = convert(value, max_attr_chars, 1)
                 continue
             hit = memo.get((id(value), 1))
             if hit is None or hit[0] is not value:
-                hit = memo[(id(value), 1)] = (value, convert(value, max_value_chars, 1))
+                hit = memo[(id(value), 1)] = (value, convert(value, max_attr_chars, 1))
             out[key] = hit[1]
     except Exception:
-        return to_jsonable(data, max_value_chars)  # its never-raising form of the whole
+        return to_jsonable(data, max_attr_chars)  # its never-raising form of the whole
     return out
 
 
 def to_line(
-    record: Record, max_value_chars: int | None = None, memo: dict[Any, Any] | None = None
+    record: Record, max_attr_chars: int | None = None, memo: dict[Any, Any] | None = None
 ) -> dict[str, Any]:
     if isinstance(record, Span):
-        return _span_line(record, max_value_chars, memo)
+        return _span_line(record, max_attr_chars, memo)
     if isinstance(record, TraceEvent):
         return {
             "type": "event",
@@ -91,8 +134,8 @@ def to_line(
             "name": record.name,
             "run_type": record.run_type,
             "tags": list(record.tags),
-            "metadata": to_jsonable(record.metadata, max_value_chars),
-            "data": _data(record.data, max_value_chars, memo),
+            "metadata": to_jsonable(record.metadata, max_attr_chars),
+            "data": _data(record.data, max_attr_chars, memo),
             "ts_ns": record.ts_ns,
         }
     if isinstance(record, TraceStart):
@@ -120,10 +163,14 @@ def to_line(
 
 
 def _span_line(
-    span: Span, max_value_chars: int | None, memo: dict[Any, Any] | None = None
+    span: Span,
+    max_attr_chars: int | None,
+    memo: dict[Any, Any] | None = None,
+    inputs: bool = True,
+    outputs: bool = True,
 ) -> dict[str, Any]:
     usage = span.usage
-    return {
+    line = {
         "type": "span",
         "trace_id": span.trace_id,
         "span_id": span.span_id,
@@ -134,10 +181,10 @@ def _span_line(
         "end_ns": span.end_ns,
         "status": span.status,
         "error": _error_line(span.error),
-        "inputs": _content(span.inputs, max_value_chars, memo),
-        "outputs": _content(span.outputs, max_value_chars, memo),
+        "inputs": _content(span.inputs, max_attr_chars, memo),
+        "outputs": _content(span.outputs, max_attr_chars, memo),
         "tags": list(span.tags),
-        "metadata": to_jsonable(span.metadata, max_value_chars),
+        "metadata": to_jsonable(span.metadata, max_attr_chars),
         "chunk_count": span.chunk_count,
         "first_chunk_ns": span.first_chunk_ns,
         "first_token_ns": span.first_token_ns,
@@ -150,11 +197,16 @@ def _span_line(
         },
         "model": span.model,
         "events": [
-            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data, max_value_chars)}
+            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data, max_attr_chars)}
             for e in span.events
         ],
-        "attributes": to_jsonable(span.attributes, max_value_chars),
+        "attributes": to_jsonable(span.attributes, max_attr_chars),
     }
+    if not inputs:
+        del line["inputs"]
+    if not outputs:
+        del line["outputs"]
+    return line
 
 
 def _error_line(error: SpanError | None) -> dict[str, str] | None:
@@ -175,8 +227,9 @@ def from_line(obj: Any) -> Record:
     if kind == "event":
         return _read_event(obj)
     if kind == "trace_start":
-        if obj.get("format") != FORMAT:
-            raise ValueError(f"unsupported format {obj.get('format')!r} (expected {FORMAT!r})")
+        if obj.get("format") not in READ_FORMATS:
+            expected = " or ".join(repr(f) for f in sorted(READ_FORMATS))
+            raise ValueError(f"unsupported format {obj.get('format')!r} (expected {expected})")
         versions = obj.get("versions") or {}
         if not isinstance(versions, dict):
             raise ValueError("'versions' must be an object")
@@ -225,8 +278,8 @@ def _read_span(obj: dict[str, Any]) -> Span:
         end_ns=_int(obj, "end_ns"),
         status=cast("Any", _choice(obj, "status", STATUSES)),
         error=_read_error(obj.get("error")),
-        inputs=_revive(obj, "inputs"),
-        outputs=_revive(obj, "outputs"),
+        inputs=_revive(obj, "inputs") if "inputs" in obj else FROM_EVENTS,
+        outputs=_revive(obj, "outputs") if "outputs" in obj else FROM_EVENTS,
         tags=_str_tuple(obj, "tags"),
         metadata=_mapping(_revive(obj, "metadata", {}), "metadata"),
         chunk_count=_int(obj, "chunk_count"),
