@@ -319,3 +319,18 @@ def test_the_chat_models_http_call_carries_a_traceparent_of_the_same_trace(
     assert ancestors[-1].span_id == distributed.client_span_id, tree
     assert [s.name for s in ancestors[1:3]] == ["chat fake-gpt", "invoke_workflow /chain"], tree
     assert ancestors[3].kind == SERVER, tree
+
+
+def test_the_readme_shows_this_tree(distributed: Distributed) -> None:
+    """README's "One tree" sample: names, sides and kinds as this run joined them."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```\nclient-request")
+    sample = readme[start + 4 : readme.index("```", start + 4)].splitlines()
+
+    def shape(line: str) -> tuple[str, ...]:
+        return tuple(line.split("trace=")[0].split("  the model")[0].split())
+
+    indents = [len(line) - len(line.lstrip()) for line in sample]
+    joined = distributed.tree().splitlines()
+    assert [shape(line) for line in sample] == [shape(line) for line in joined]
+    assert indents == [len(line) - len(line.lstrip()) for line in joined]
