@@ -262,7 +262,7 @@ class Cassette:
         if recording is not None:
             return call.replay(recording)
         if not self._recording:
-            raise self._miss(call.kind, call.requests[0])
+            raise self._miss(call.kind, call.requests[0], call.name)
         return call.record(original, args, kwargs)
 
     def _take(self, kind: ModelKind, request: Mapping[str, Any]) -> Recording | None:
@@ -281,10 +281,9 @@ class Cassette:
             self.recorded += 1
             return self._writer
 
-    def _miss(self, kind: ModelKind, request: Mapping[str, Any]) -> CassetteMiss:
+    def _miss(self, kind: ModelKind, request: Mapping[str, Any], name: str) -> CassetteMiss:
         key = request_key(request)
-        model = request.get("model") or {}
-        label = f"{model.get('type')} {model.get('name')!r}"
+        label = f"{name} {(request.get('model') or {}).get('name')!r}"
         same = [r for r in self._recordings if r.key == key]
         lines = [f"no recording left for this {label} request (key {key}) in {self.path}"]
         nearest: Recording | None = None
@@ -411,7 +410,7 @@ class _Call:
                 recording = owner._take("llm", request)
                 if recording is None:
                     if not owner._recording:
-                        raise owner._miss("llm", request)
+                        raise owner._miss("llm", request, self.name)
                     break
                 found.append(recording)
         if owner._replaying and len(found) == len(self.requests):

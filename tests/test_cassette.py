@@ -450,3 +450,18 @@ def test_cli_on_a_file_that_is_not_a_trace_is_one_line_exit_2(tmp_path: Path) ->
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "not an lcel-trace file" in result.stderr
+
+
+def test_readme_cassette_samples_are_what_the_example_and_command_print(tmp_path: Path) -> None:
+    from tests.test_readme import EXAMPLES, masked, run, sample
+
+    (example,) = [e for e in EXAMPLES if e.name == "cassettes"]
+    (tmp_path / "example.py").write_text(example.code, encoding="utf-8")
+    done = run([sys.executable, "example.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert masked(done.stdout) == masked(sample("Polly wants a cracker."))
+    listed = run(
+        [sys.executable, "-m", "lcel_trace", "cassette", "cassettes/birds.jsonl"], tmp_path
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert masked(listed.stdout) == masked(sample("2 model calls"))
