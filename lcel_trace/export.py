@@ -344,11 +344,18 @@ class ExportProcessor:
         return True
 
     def close(self, timeout_s: float | None = None) -> bool:
-        """Drain, then refuse further batches and forget this processor; idempotent."""
+        """Drain, then refuse further batches and forget this processor; idempotent.
+
+        Waits (within `timeout_s`) for the worker thread to return: its frames hold
+        the exporter, which must be free to go once its owner lets go of it."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         drained = self.drain(timeout_s)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            worker = self._thread
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         _forget(self)
         return drained
 
