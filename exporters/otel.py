@@ -2,7 +2,8 @@
 
 Spans of a trace end child-first, but an OpenTelemetry span needs its parent's context
 when it starts, so the exporter keeps a trace's spans until its `trace_end` record and
-then creates them parents-first with their recorded start and end times. The root is
+then creates them parents-first, as `lcel_trace.span.span_tree` shapes the trace (a span
+whose parent is not in the trace under the root), with their recorded times. The root is
 parented to the OpenTelemetry span that was active when the traced call started; with
 none active, an SDK tracer is handed lcel-trace's own trace id, so JSONL lines, log fields
 and the collector all name a trace the same way. The global OpenTelemetry context is never
@@ -37,7 +38,7 @@ from opentelemetry.trace import (
 
 from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, ExporterCapabilities
 from lcel_trace.otel_context import span_id_of
-from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
+from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart, span_tree
 
 from .otel_attributes import (
     SESSION_KEYS,
@@ -203,20 +204,15 @@ class OtelExporter(BaseExporter):
             self._use_provider(otel_trace.get_tracer_provider())
         start = pending.start
         options, limit = self._options(), self._trace_limit(start)
-        spans = pending.spans
-        ids = {s.span_id for s in spans}
-        children: dict[str | None, list[Span]] = defaultdict(list)
-        for span in spans:
-            children[span.parent_id if span.parent_id in ids else None].append(span)
-        roots = sorted(children[None], key=_start)
-        root = next((s for s in roots if start and s.span_id == start.root_run_id), None)
-        root_metadata = (root or roots[0]).metadata if roots else None
+        tree = span_tree(pending.spans, start.root_run_id if start else None)
+        root_metadata = tree.span.metadata
         root_context = self._root_context(start)
         trace_name = start.name if start else None
-        stack = [(span, root_context) for span in roots]
+        stack = [(tree, root_context)]
         while stack:
-            span, context = stack.pop()
-            is_root = context is root_context
+            node, context = stack.pop()
+            span = node.span
+            is_root = node is tree
             workflow = (trace_name or span.name) if is_root else None
             attributes = span_attributes(
                 span,
@@ -238,7 +234,7 @@ class OtelExporter(BaseExporter):
             )
             self._finish(otel_span, span, pending.chunks.get(span.span_id, ()), limit)
             child_context = otel_trace.set_span_in_context(otel_span, Context())
-            stack.extend((c, child_context) for c in sorted(children[span.span_id], key=_start))
+            stack.extend((child, child_context) for child in node.children)
             self._record_metrics(span)
 
     def _options(self) -> AttributeOptions:
@@ -322,10 +318,6 @@ def _keys(keys: Iterable[str], name: str) -> tuple[str, ...]:
     if isinstance(keys, str):
         raise ValueError(f"{name} takes a sequence of metadata keys: {name}=({keys!r},)")
     return tuple(keys)
-
-
-def _start(span: Span) -> int:
-    return span.start_ns
 
 
 class _RecordedTraceIds(IdGenerator):

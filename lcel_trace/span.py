@@ -6,7 +6,7 @@ half-updated value; the builders that accumulate them live in `assemble.py`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -231,11 +231,16 @@ class SpanNode:
     def walk(self) -> Iterator[SpanNode]:
         """This node and every node under it, depth first, parents before children
         (an explicit stack: a deep chain of spans cannot exhaust the recursion limit)."""
-        stack = [self]
-        while stack:
-            node = stack.pop()
+        for node, _ in self.walk_with_depth():
             yield node
-            stack.extend(reversed(node.children))
+
+    def walk_with_depth(self) -> Iterator[tuple[SpanNode, int]]:
+        """As `walk`, each node with its depth below this one (0 for this one)."""
+        stack = [(self, 0)]
+        while stack:
+            node, depth = stack.pop()
+            yield node, depth
+            stack.extend((child, depth + 1) for child in reversed(node.children))
 
     def shape(self) -> dict[str, Any]:
         """The tree as nested `{name: [children...]}` dicts, handy in assertions."""
@@ -320,31 +325,58 @@ class Trace:
         )
 
     def tree(self) -> SpanNode:
-        """The spans as a tree under the root, children in start order.
+        """The spans as a tree under the root (`span_tree`)."""
+        return span_tree(self.spans, self.root_run_id)
 
-        Linear and without recursion: one index of children by parent id, nodes built
-        bottom-up. Each span appears at most once, so parent links that loop (which
-        `read_traces` refuses anyway) or repeated span ids cannot make it loop or blow up.
-        """
-        by_parent: dict[str | None, list[int]] = {}
-        for position, span in enumerate(self.spans):
-            by_parent.setdefault(span.parent_id, []).append(position)
-        root = self.root
-        root_position = next(i for i, s in enumerate(self.spans) if s is root)
-        placed = {root_position}
-        order = [root_position]  # parents before children
-        kids: dict[int, list[int]] = {}
-        for position in order:  # grows while it is walked: a breadth-first queue
-            mine = [i for i in by_parent.get(self.spans[position].span_id, ()) if i not in placed]
-            mine.sort(key=lambda i: self.spans[i].start_ns)
+
+def span_tree(spans: Sequence[Span], root_run_id: str | None = None) -> SpanNode:
+    """The one way a trace's spans become a tree (`Trace.tree()`, the HTML timeline and
+    the OpenTelemetry exporter all use it).
+
+    The root is the span `root_run_id` names, else the earliest span whose parent is not
+    in the trace. Children come in start order. A span whose parent is not in the trace
+    (LangChain lost the link, or the file lost the line) hangs under the root, as the
+    recorder hangs a run without parents under the call it ran in; so does a span only
+    reachable through a loop of parent links. Every span appears exactly once. Linear and
+    without recursion: one index of children by parent id, nodes built bottom-up.
+    """
+    if not spans:
+        raise LookupError("no spans to build a tree from")
+    ids = {span.span_id for span in spans}
+    by_parent: dict[str | None, list[int]] = {}
+    for position, span in enumerate(spans):
+        by_parent.setdefault(span.parent_id, []).append(position)
+    root = next((i for i, s in enumerate(spans) if s.span_id == root_run_id), None)
+    if root is None:
+        outside = [i for i, s in enumerate(spans) if s.parent_id not in ids] or [0]
+        root = min(outside, key=lambda i: spans[i].start_ns)
+    placed = {root}
+    order = [root]  # parents before children
+    kids: dict[int, list[int]] = {}
+
+    def grow(walked: int) -> None:  # breadth first from order[walked]: a queue that grows
+        while walked < len(order):
+            position = order[walked]
+            mine = [i for i in by_parent.get(spans[position].span_id, ()) if i not in placed]
+            mine.sort(key=lambda i: spans[i].start_ns)
             placed.update(mine)
             kids[position] = mine
             order.extend(mine)
-        nodes: dict[int, SpanNode] = {}
-        for position in reversed(order):
-            children = tuple(nodes.pop(i) for i in kids[position])
-            nodes[position] = SpanNode(self.spans[position], children)
-        return nodes[root_position]
+            walked += 1
+
+    grow(0)
+    for position in sorted(range(len(spans)), key=lambda i: spans[i].start_ns):
+        if position not in placed:  # not reachable from the root: under it
+            placed.add(position)
+            kids[root].append(position)
+            order.append(position)
+            grow(len(order) - 1)
+    kids[root].sort(key=lambda i: spans[i].start_ns)
+    nodes: dict[int, SpanNode] = {}
+    for position in reversed(order):
+        children = tuple(nodes.pop(i) for i in kids[position])
+        nodes[position] = SpanNode(spans[position], children)
+    return nodes[root]
 
 
 def _slot_setters(cls: type) -> Any:

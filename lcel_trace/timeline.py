@@ -381,7 +381,7 @@ def _script_json(value: Any) -> str:
 
 
 def _trace_data(trace: Trace) -> dict[str, Any]:
-    ordered = _tree_order(trace.spans)
+    ordered = _tree_order(trace)
     t0 = min([trace.start_ns, *(span.start_ns for span, _ in ordered)])
     t1 = max([trace.end_ns, *(span.end_ns for span, _ in ordered)])
     spans: list[dict[str, Any]] = []
@@ -425,38 +425,11 @@ def _trace_data(trace: Trace) -> dict[str, Any]:
     }
 
 
-def _tree_order(spans: Sequence[Span]) -> list[tuple[Span, int]]:
-    """Spans depth first with their depth, children in start order; spans whose parent is
-    not in the trace are roots. Iterative, and safe against parent cycles in a bad file."""
-    by_id = {span.span_id: span for span in spans}
-    children: dict[str, list[Span]] = {}
-    roots: list[Span] = []
-    for span in spans:
-        if span.parent_id is not None and span.parent_id in by_id:
-            children.setdefault(span.parent_id, []).append(span)
-        else:
-            roots.append(span)
-    for group in children.values():
-        group.sort(key=lambda s: s.start_ns)
-    ordered: list[tuple[Span, int]] = []
-    seen: set[int] = set()
-
-    def walk(root: Span) -> None:
-        stack = [(root, 0)]
-        while stack:
-            span, depth = stack.pop()
-            if id(span) in seen:
-                continue
-            seen.add(id(span))
-            ordered.append((span, depth))
-            stack.extend((child, depth + 1) for child in reversed(children.get(span.span_id, [])))
-
-    for root in sorted(roots, key=lambda s: s.start_ns):
-        walk(root)
-    for span in sorted(spans, key=lambda s: s.start_ns):  # cycles: no span is left out
-        if id(span) not in seen:
-            walk(span)
-    return ordered
+def _tree_order(trace: Trace) -> list[tuple[Span, int]]:
+    """Spans depth first with their depth, as `Trace.tree()` shapes them."""
+    if not trace.spans:
+        return []
+    return [(node.span, depth) for node, depth in trace.tree().walk_with_depth()]
 
 
 def _span_data(span: Span, depth: int, t0: int) -> dict[str, Any]:
