@@ -152,7 +152,7 @@ def test_the_show_sample_is_the_quickstart_trace(quickstart_trace: Path) -> None
     done = run(
         [sys.executable, "-m", "lcel_trace", "show", str(quickstart_trace)],
         quickstart_trace.parent,
-        COLUMNS="110",
+        COLUMNS="130",
     )
     assert done.returncode == 0, done.stderr
     assert masked(done.stdout) == masked(sample("joke trace "))
@@ -166,6 +166,12 @@ def test_the_stats_sample_is_the_quickstart_trace(quickstart_trace: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert masked(done.stdout) == masked(sample("name "))
+
+
+def test_the_quickstart_sample_is_what_the_quickstart_prints(tmp_path: Path) -> None:
+    done = run([sys.executable, str(REPO / "examples" / "quickstart.py")], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert masked(done.stdout) == masked(sample("|Why| do| parrots|"))
 
 
 def test_the_two_main_commands_exist() -> None:
