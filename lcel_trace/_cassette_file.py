@@ -47,8 +47,8 @@ class Recording:
     @property
     def label(self) -> str:
         """`ChatOpenAI 'fake-gpt'`, for messages."""
-        model = self.request.get("model") or {}
-        return f"{self.name} {model.get('name')!r}"
+        model_name = (self.request.get("model") or {}).get("name")
+        return f"{self.name} {model_name!r}" if model_name else self.name
 
 
 def read_recordings(

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel, BaseLLM
 
-__all__ = ["Interceptor", "active_interceptor", "install", "uninstall"]
+__all__ = ["Interceptor", "active_interceptor", "install", "live_call", "uninstall"]
 
 PROVIDER_METHODS = ("_generate", "_agenerate", "_stream", "_astream")
 """The provider's own methods: the last step before a model touches the network."""
@@ -54,6 +55,19 @@ class Interceptor(Protocol):
 
 
 _active: ContextVar[Interceptor | None] = ContextVar("lcel_trace_cassette", default=None)
+_live: ContextVar[bool] = ContextVar("lcel_trace_cassette_live_call", default=False)
+"""True while a recorded call runs the provider's own code: a provider method it calls
+in turn (an `_agenerate` falling back to `_generate`) is part of that call."""
+
+
+@contextmanager
+def live_call() -> Iterator[None]:
+    """Run the provider's own code: provider methods called meanwhile are not answered."""
+    token = _live.set(True)
+    try:
+        yield
+    finally:
+        _live.reset(token)
 
 
 def active_interceptor() -> ContextVar[Interceptor | None]:
@@ -171,7 +185,11 @@ def _provider_wrapper(name: str, function: Callable[..., Any]) -> Callable[..., 
         interceptor = _active.get()
         # Only the class's own (most derived) method answers; one it reaches through
         # super() is part of the call already being answered.
-        if interceptor is None or getattr(type(self), name, None) is not provider_method:
+        if (
+            interceptor is None
+            or _live.get()
+            or getattr(type(self), name, None) is not provider_method
+        ):
             return function(self, *args, **kwargs)
         return interceptor.call(self, name, functools.partial(function, self), args, kwargs)
 

@@ -78,6 +78,7 @@ MODES: tuple[Mode, ...] = ("once", "replay", "record", "new")
 _REPLAYABLE = ("models",)
 _F = TypeVar("_F", bound=Callable[..., Any])
 _SHOWN_CHARS = 80
+_END: Any = object()
 
 
 class CassetteMiss(Exception):  # noqa: N818 - the name DESIGN §2 fixes
@@ -283,7 +284,8 @@ class Cassette:
 
     def _miss(self, kind: ModelKind, request: Mapping[str, Any], name: str) -> CassetteMiss:
         key = request_key(request)
-        label = f"{name} {(request.get('model') or {}).get('name')!r}"
+        model_name = (request.get("model") or {}).get("name")
+        label = f"{name} {model_name!r}" if model_name else name
         same = [r for r in self._recordings if r.key == key]
         lines = [f"no recording left for this {label} request (key {key}) in {self.path}"]
         nearest: Recording | None = None
@@ -428,14 +430,16 @@ class _Call:
         writer = self.owner._writer_for()
         runs = [writer.start(self, value) for value in self.inputs]
         if self.streams:
-            source = original(*args, **kwargs)
+            with _cassette_patch.live_call():
+                source = original(*args, **kwargs)
             if self.is_async:
                 return _record_async_stream(source, runs[0], self.kind)
             return _record_sync_stream(source, runs[0], self.kind)
         if self.is_async:
             return _record_async_answer(original(*args, **kwargs), runs, self.kind)
         try:
-            result = original(*args, **kwargs)
+            with _cassette_patch.live_call():
+                result = original(*args, **kwargs)
         except BaseException as exc:
             for run in runs:
                 run.fail(exc)
@@ -802,7 +806,8 @@ def _end_runs(runs: list[_Run], result: Any, kind: ModelKind) -> None:
 
 async def _record_async_answer(awaitable: Any, runs: list[_Run], kind: ModelKind) -> Any:
     try:
-        result = await awaitable
+        with _cassette_patch.live_call():
+            result = await awaitable
     except BaseException as exc:
         for run in runs:
             run.fail(exc, cancelled=isinstance(exc, asyncio.CancelledError))
@@ -816,7 +821,11 @@ def _record_sync_stream(source: Iterator[Any], run: _Run, kind: ModelKind) -> It
     which time LangChain has given it its final id and metadata."""
     pending: tuple[int, Any] | None = None
     try:
-        for chunk in source:
+        while True:
+            with _cassette_patch.live_call():
+                chunk = next(source, _END)
+            if chunk is _END:
+                break
             if pending is not None:
                 run.chunk(*pending, kind)
             pending = (now_ns(), chunk)
@@ -825,6 +834,9 @@ def _record_sync_stream(source: Iterator[Any], run: _Run, kind: ModelKind) -> It
         if pending is not None:
             run.chunk(*pending, kind)
         run.fail(exc, cancelled=True)
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
         raise
     except BaseException as exc:
         if pending is not None:
@@ -841,7 +853,11 @@ async def _record_async_stream(
 ) -> AsyncIterator[Any]:
     pending: tuple[int, Any] | None = None
     try:
-        async for chunk in source:
+        while True:
+            with _cassette_patch.live_call():
+                chunk = await anext(source, _END)
+            if chunk is _END:
+                break
             if pending is not None:
                 run.chunk(*pending, kind)
             pending = (now_ns(), chunk)

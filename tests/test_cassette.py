@@ -465,3 +465,52 @@ def test_readme_cassette_samples_are_what_the_example_and_command_print(tmp_path
     )
     assert listed.returncode == 0, listed.stderr
     assert masked(listed.stdout) == masked(sample("2 model calls"))
+
+
+# -- interception ---------------------------------------------------------------------------
+
+
+def _echo_model_class() -> type[Any]:
+    """A chat model whose async path falls back to LangChain's (its sync `_generate` in a
+    thread), counting the times its own code runs."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class EchoModel(BaseChatModel):
+        runs: list[str] = []  # noqa: RUF012 - a shared counter, on purpose
+
+        @property
+        def _llm_type(self) -> str:
+            return "echo"
+
+        def _generate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> Any:
+            self.runs.append(str(messages[-1].content))
+            message = AIMessage(f"echo: {messages[-1].content}")
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+        async def _agenerate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> Any:
+            return await super()._agenerate(messages, stop, run_manager, **kw)
+
+    return EchoModel
+
+
+def test_a_model_class_defined_inside_the_cassette_is_answered_and_recorded_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "echo.jsonl"
+    with cassette(path) as tape:
+        model = _echo_model_class()()  # a class the cassette has not seen before
+        assert asyncio.run(model.ainvoke("hi")).content == "echo: hi"
+    assert tape.recorded == 1
+    assert model.runs == ["hi"]
+    fresh = _echo_model_class()()
+    with cassette(path, "replay"):
+        assert asyncio.run(fresh.ainvoke("hi")).content == "echo: hi"
+    with cassette(path, "replay"):
+        assert fresh.invoke("hi").content == "echo: hi"  # the same request, sync
+    assert fresh.runs == []
+    assert path.read_text().count('"type": "span"') + path.read_text().count('"type":"span"') == 1
