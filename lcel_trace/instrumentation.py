@@ -396,15 +396,21 @@ def _instrumentor_class() -> type[Any]:
             return ("langchain-core >= 1.0",)
 
         def _instrument(self, **kwargs: Any) -> None:
+            """The global (or given) tracer provider, plus what `lcel_trace.auto` reads:
+            `LCEL_TRACE_JSONL`, `LCEL_TRACE_SAMPLE`, `LCEL_TRACE_CAPTURE_CONTENT`
+            (keyword arguments win over the environment)."""
+            from lcel_trace import env_settings
+
             # the exporters/ folder, installed as lcel_trace.exporters
             otel_exporter: Any = importlib.import_module("lcel_trace.exporters").OtelExporter
-            options = {
-                k: kwargs[k]
+            options = env_settings.options_from_env()
+            options.update(
+                (k, kwargs[k])
                 for k in ("name", "redact", "capture_content", "max_attr_chars", "sample")
                 if k in kwargs
-            }
-            exporter = otel_exporter(tracer_provider=kwargs.get("tracer_provider"))
-            instrument(exporters=[exporter], **options)
+            )
+            exporters = [otel_exporter(tracer_provider=kwargs.get("tracer_provider"))]
+            instrument(exporters=[*exporters, *env_settings.jsonl_from_env()], **options)
 
         def _uninstrument(self, **kwargs: Any) -> None:
             uninstrument()
