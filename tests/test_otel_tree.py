@@ -196,3 +196,90 @@ def test_an_abandoned_stream_leaves_no_run_context_behind(
     stream.close()
     assert otel_context.get_current() is before
     assert not otel_trace.get_current_span().get_span_context().is_valid
+
+
+def test_an_agent_served_by_fastapi_is_one_trace_from_the_request_to_every_http_call(
+    provider: Any,
+) -> None:
+    """A LangGraph ReAct agent behind FastAPI (ASGI instrumentation): the request's span,
+    the graph, its nodes, each model call's HTTP span under its `chat` span, and the
+    tool's own HTTP call (requests instrumentation) under `execute_tool`."""
+    import requests
+    from fastapi import FastAPI
+    from langchain_core.tools import tool
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from starlette.testclient import TestClient
+
+    from lcel_trace.testing.openai_server import Reply, ToolCall
+
+    tool_reply = Reply(tool_calls=(ToolCall("weather", '{"city": "Oslo"}'),))
+    with OpenAIServer([tool_reply, "Sunny in Oslo."] * 3) as server:
+
+        @tool
+        def weather(city: str) -> str:
+            """The weather in a city (asks a service over HTTP)."""
+            models = requests.get(f"{server.base_url}/models", timeout=30)
+            return f"sunny in {city} ({models.status_code})"
+
+        model = ChatOpenAI(base_url=server.base_url, api_key="test", model="fake-gpt")
+        bound = model.bind_tools([weather])
+
+        async def call_model(state: MessagesState) -> dict[str, Any]:
+            return {"messages": [await bound.ainvoke(state["messages"])]}
+
+        graph = StateGraph(MessagesState)
+        graph.add_node("agent", call_model)
+        graph.add_node("tools", ToolNode([weather]))
+        graph.add_edge(START, "agent")
+        graph.add_conditional_edges("agent", tools_condition)
+        graph.add_edge("tools", "agent")
+        agent = trace(
+            graph.compile(),
+            exporters=[OtelExporter(provider[0])],
+            name="agent",
+        )
+        app = FastAPI()
+
+        @app.get("/ask")
+        async def ask(q: str) -> dict[str, str]:
+            state = await agent.ainvoke({"messages": [("user", q)]})
+            return {"answer": state["messages"][-1].content}
+
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider[0])
+        requests_instrumentor = RequestsInstrumentor()
+        requests_instrumentor.instrument(tracer_provider=provider[0])
+        provider[1].clear()
+        try:
+            with TestClient(app) as client:
+                response = client.get("/ask", params={"q": "weather in Oslo?"})
+        finally:
+            requests_instrumentor.uninstrument()
+            FastAPIInstrumentor.uninstrument_app(app)
+        assert response.json() == {"answer": "Sunny in Oslo."}
+
+    assert flush_all(30)
+    finished = list(provider[1].get_finished_spans())
+    by_id = {s.context.span_id: s for s in finished}
+    server_spans = [s for s in finished if s.name == "GET /ask"]
+    assert len(server_spans) == 1, [s.name for s in finished]
+    (request,) = server_spans
+    tree = "\n".join(f"{s.name} <- {parent_name(s, by_id)}" for s in finished)
+    print(tree)
+    under_request = [s for s in finished if s.context.trace_id == request.context.trace_id]
+    model_posts = [s for s in finished if s.name == "POST"]
+    assert len(model_posts) == 2, tree
+    assert {parent_name(s, by_id) for s in model_posts} == {"chat fake-gpt"}, tree
+    (tool_get,) = [s for s in finished if s.name == "GET"]
+    assert parent_name(tool_get, by_id) == "execute_tool weather", tree
+    # one trace: every span reaches the request's span through its parents
+    for span in under_request:
+        walk = span
+        while walk.parent is not None and walk.parent.span_id in by_id:
+            walk = by_id[walk.parent.span_id]
+        assert walk is request or walk.name == "GET /ask http send", tree
+    assert {s.context.trace_id for s in finished if s.name.startswith(("POST", "GET", "chat"))} == {
+        request.context.trace_id
+    }, tree
