@@ -15,7 +15,7 @@ emits: tracer, parents, ids, times, status, events and metrics.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
+    SpanKind,
     Status,
     StatusCode,
     TraceFlags,
@@ -38,7 +39,7 @@ from opentelemetry.trace import (
 
 from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, ExporterCapabilities
 from lcel_trace.otel_context import span_id_of
-from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart, span_tree
+from lcel_trace.span import Span, SpanNode, TraceEnd, TraceEvent, TraceStart, span_tree
 
 from .otel_attributes import (
     SESSION_KEYS,
@@ -60,7 +61,159 @@ class _PendingTrace:
     chunks: dict[str, list[tuple[int, Any]]] = field(default_factory=lambda: defaultdict(list))
 
 
-class OtelExporter(BaseExporter):
+class OtelTraceMapping(BaseExporter):
+    """What `OtelExporter` and `OtlpJsonExporter` share: a trace's spans kept until its
+    end, then planned parents-first (`planned`) as OpenTelemetry spans: name, kind,
+    attributes, events, status; each subclass emits the plan its own way (`_emit`)."""
+
+    def __init__(
+        self,
+        *,
+        max_attr_chars: int = 4096,
+        capture_content: bool = True,
+        chunk_events: bool = False,
+        max_chunk_events: int = 128,
+        conventions: Iterable[str] = ("gen_ai",),
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        session_keys: Iterable[str] = SESSION_KEYS,
+        user_keys: Iterable[str] = USER_KEYS,
+    ) -> None:
+        super().__init__()
+        options = AttributeOptions(  # checks the options before anything else is set up
+            conventions=frozenset(conventions),
+            capture_content=capture_content,
+            session_keys=_keys(session_keys, "session_keys"),
+            user_keys=_keys(user_keys, "user_keys"),
+        )
+        if max_attr_chars < 1:
+            raise ValueError(f"max_attr_chars must be positive, got {max_attr_chars}")
+        self.max_attr_chars = max_attr_chars
+        self.capture_content = capture_content
+        self.chunk_events = chunk_events
+        self.max_chunk_events = max_chunk_events
+        # spans, trace boundaries, and with chunk_events every run's stream records
+        self.capabilities = ExporterCapabilities(
+            receives="records", chunks="all" if chunk_events else "none", max_queue=max_queue
+        )
+        self.conventions = options.conventions
+        self.session_keys = options.session_keys
+        self.user_keys = options.user_keys
+        self._pending: dict[str, _PendingTrace] = defaultdict(_PendingTrace)
+
+    # -- records from the processor -----------------------------------------------------
+
+    def on_trace_start(self, start: TraceStart) -> None:
+        self._pending[start.trace_id].start = start
+
+    def on_event(self, event: TraceEvent) -> None:
+        if self.chunk_events and event.kind == "stream":
+            buffer = self._pending[event.trace_id].chunks[event.run_id]
+            room = self.max_chunk_events - len(buffer)
+            buffer.extend(tuple(pair) for pair in event.data.get("chunks", ())[: max(room, 0)])
+
+    def export(self, spans: Sequence[Span]) -> None:
+        for span in spans:
+            self._pending[span.trace_id].spans.append(span)
+
+    def on_trace_end(self, end: TraceEnd) -> None:
+        pending = self._pending.pop(end.trace_id, None)
+        if pending is not None and pending.spans:
+            self._emit(pending)
+
+    def _emit(self, pending: _PendingTrace) -> None:
+        raise NotImplementedError
+
+    # -- the plan --------------------------------------------------------------------------
+
+    def planned(self, pending: _PendingTrace) -> Iterator[PlannedSpan]:
+        """One trace's spans as OpenTelemetry spans, parents before children."""
+        start = pending.start
+        options, limit = self._options(), self._trace_limit(start)
+        tree = span_tree(pending.spans, start.root_run_id if start else None)
+        root_metadata = tree.span.metadata
+        trace_name = start.name if start else None
+        stack: list[tuple[SpanNode, SpanNode | None]] = [(tree, None)]
+        while stack:
+            node, parent = stack.pop()
+            span = node.span
+            workflow = (trace_name or span.name) if parent is None else None
+            attributes = span_attributes(
+                span, options, limit=limit, workflow=workflow, root_metadata=root_metadata
+            )
+            events, status = _outcome(span, pending.chunks.get(span.span_id, ()), limit)
+            if span.status == "error":
+                attributes["error.type"] = span.error.type if span.error else "Error"
+            yield PlannedSpan(
+                node,
+                parent,
+                _span_name(span, workflow),
+                span_kind(span),
+                attributes,
+                events,
+                status,
+            )
+            stack.extend((child, node) for child in node.children)
+
+    def _options(self) -> AttributeOptions:
+        """The mapping's options as this exporter's attributes say now (read once a trace)."""
+        return AttributeOptions(
+            conventions=frozenset(self.conventions),
+            capture_content=self.capture_content,
+            session_keys=tuple(self.session_keys),
+            user_keys=tuple(self.user_keys),
+        )
+
+    def _trace_limit(self, start: TraceStart | None) -> int:
+        """The longest attribute text for one trace: ours, or the traced runnable's if lower."""
+        theirs = start.max_attr_chars if start else None
+        return min(self.max_attr_chars, theirs) if theirs else self.max_attr_chars
+
+    def span_name(self, span: Span, workflow: str | None = None) -> str:
+        """`chat {model}`, `text_completion {model}`, `execute_tool {tool}`, a root chain's
+        `invoke_workflow {name}`, else the run name."""
+        return _span_name(span, workflow)
+
+    def attributes(self, span: Span, workflow: str | None = None) -> Attributes:
+        """The attributes of one span as this exporter maps it, cut to `max_attr_chars`.
+
+        `workflow` is given for a trace's root: the `trace(name=...)`, else its run name."""
+        return span_attributes(span, self._options(), limit=self.max_attr_chars, workflow=workflow)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSpan:
+    """One OpenTelemetry span to make: for `node.span`, under `parent` (None: the trace's
+    root, under the OpenTelemetry span active when the call started, if any)."""
+
+    node: SpanNode
+    parent: SpanNode | None
+    name: str
+    kind: SpanKind
+    attributes: Attributes
+    events: tuple[tuple[str, Attributes, int], ...]
+    status: Status
+
+
+def _outcome(
+    span: Span, chunks: Iterable[tuple[int, Any]], limit: int
+) -> tuple[tuple[tuple[str, Attributes, int], ...], Status]:
+    """A span's events (its own, its recorded chunks, the exception) and status."""
+    events: list[tuple[str, Attributes, int]] = [
+        (event.name, {"lcel.data": text(event.data, limit)}, event.ts_ns) for event in span.events
+    ]
+    events.extend(("lcel.chunk", {"lcel.chunk": text(chunk, limit)}, ts) for ts, chunk in chunks)
+    if span.status == "error":
+        error_type = span.error.type if span.error else "Error"
+        message = span.error.message if span.error else ""
+        exception: Attributes = {"exception.type": error_type, "exception.message": message}
+        events.append(("exception", exception, span.end_ns))
+        return tuple(events), Status(StatusCode.ERROR, f"{error_type}: {message}")
+    if span.status == "ok":
+        return tuple(events), Status(StatusCode.OK)
+    return tuple(events), Status(StatusCode.UNSET)
+
+
+class OtelExporter(OtelTraceMapping):
     """Sends recorded spans to an OpenTelemetry `TracerProvider` (and metrics to a
     `MeterProvider` when given); works with any provider and the standard OTLP exporters.
 
@@ -96,12 +249,15 @@ class OtelExporter(BaseExporter):
         session_keys: Iterable[str] = SESSION_KEYS,
         user_keys: Iterable[str] = USER_KEYS,
     ) -> None:
-        super().__init__()
-        options = AttributeOptions(  # checks the options before anything else is set up
-            conventions=frozenset(conventions),
+        super().__init__(
+            max_attr_chars=max_attr_chars,
             capture_content=capture_content,
-            session_keys=_keys(session_keys, "session_keys"),
-            user_keys=_keys(user_keys, "user_keys"),
+            chunk_events=chunk_events,
+            max_chunk_events=max_chunk_events,
+            conventions=conventions,
+            max_queue=max_queue,
+            session_keys=session_keys,
+            user_keys=user_keys,
         )
         # Without an explicit provider, the global one is looked up when spans are
         # emitted: an exporter made before `set_tracer_provider` still uses the SDK's.
@@ -110,17 +266,6 @@ class OtelExporter(BaseExporter):
         self._tracer: Any = None
         self._trace_ids: _RecordedTraceIds | None = None
         self._use_provider(tracer_provider or otel_trace.get_tracer_provider())
-        self.max_attr_chars = max_attr_chars
-        self.capture_content = capture_content
-        self.chunk_events = chunk_events
-        self.max_chunk_events = max_chunk_events
-        # spans, trace boundaries, and with chunk_events every run's stream records
-        self.capabilities = ExporterCapabilities(
-            receives="records", chunks="all" if chunk_events else "none", max_queue=max_queue
-        )
-        self.conventions = options.conventions
-        self.session_keys = options.session_keys
-        self.user_keys = options.user_keys
         self._meter_provider = meter_provider
         self._histograms: dict[str, Histogram] = {}
         if meter_provider is not None:
@@ -140,7 +285,6 @@ class OtelExporter(BaseExporter):
                     description="Time to the first streamed chunk",
                 ),
             }
-        self._pending: dict[str, _PendingTrace] = defaultdict(_PendingTrace)
         self._owned_provider: SdkTracerProvider | None = None
 
     @classmethod
@@ -155,26 +299,6 @@ class OtelExporter(BaseExporter):
         wrapper = cls(provider, **options)
         wrapper._owned_provider = provider
         return wrapper
-
-    # -- records from the processor -----------------------------------------------------
-
-    def on_trace_start(self, start: TraceStart) -> None:
-        self._pending[start.trace_id].start = start
-
-    def on_event(self, event: TraceEvent) -> None:
-        if self.chunk_events and event.kind == "stream":
-            buffer = self._pending[event.trace_id].chunks[event.run_id]
-            room = self.max_chunk_events - len(buffer)
-            buffer.extend(tuple(pair) for pair in event.data.get("chunks", ())[: max(room, 0)])
-
-    def export(self, spans: Sequence[Span]) -> None:
-        for span in spans:
-            self._pending[span.trace_id].spans.append(span)
-
-    def on_trace_end(self, end: TraceEnd) -> None:
-        pending = self._pending.pop(end.trace_id, None)
-        if pending is not None and pending.spans:
-            self._emit(pending)
 
     def _use_provider(self, provider: Any) -> None:
         if provider is self._provider:
@@ -203,53 +327,28 @@ class OtelExporter(BaseExporter):
         if self._explicit_provider is None:
             self._use_provider(otel_trace.get_tracer_provider())
         start = pending.start
-        options, limit = self._options(), self._trace_limit(start)
-        tree = span_tree(pending.spans, start.root_run_id if start else None)
-        root_metadata = tree.span.metadata
         root_context = self._root_context(start)
-        trace_name = start.name if start else None
-        stack = [(tree, root_context)]
-        while stack:
-            node, context = stack.pop()
-            span = node.span
-            is_root = node is tree
-            workflow = (trace_name or span.name) if is_root else None
-            attributes = span_attributes(
-                span,
-                options,
-                limit=limit,
-                workflow=workflow,
-                root_metadata=root_metadata,
-            )
+        contexts: dict[int, Context] = {}
+        for plan in self.planned(pending):
+            span = plan.node.span
             if self._trace_ids:  # used by the next line: the ids the run had while it ran
                 self._trace_ids.next_span_id = span_id_of(span.span_id)
-                if is_root and start and start.otel_parent_span_id is None:
+                if plan.parent is None and start and start.otel_parent_span_id is None:
                     self._trace_ids.next_trace_id = int(start.trace_id, 16)
             otel_span = self._tracer.start_span(
-                _span_name(span, workflow),
-                context=context,
-                kind=span_kind(span),
-                attributes=attributes,
+                plan.name,
+                context=root_context if plan.parent is None else contexts[id(plan.parent)],
+                kind=plan.kind,
+                attributes=plan.attributes,
                 start_time=span.start_ns,
             )
-            self._finish(otel_span, span, pending.chunks.get(span.span_id, ()), limit)
-            child_context = otel_trace.set_span_in_context(otel_span, Context())
-            stack.extend((child, child_context) for child in node.children)
+            for name, attributes, ts_ns in plan.events:
+                otel_span.add_event(name, attributes, timestamp=ts_ns)
+            otel_span.set_status(plan.status)
+            otel_span.end(end_time=span.end_ns)
+            if plan.node.children:
+                contexts[id(plan.node)] = otel_trace.set_span_in_context(otel_span, Context())
             self._record_metrics(span)
-
-    def _options(self) -> AttributeOptions:
-        """The mapping's options as this exporter's attributes say now (read once a trace)."""
-        return AttributeOptions(
-            conventions=frozenset(self.conventions),
-            capture_content=self.capture_content,
-            session_keys=tuple(self.session_keys),
-            user_keys=tuple(self.user_keys),
-        )
-
-    def _trace_limit(self, start: TraceStart | None) -> int:
-        """The longest attribute text for one trace: ours, or the traced runnable's if lower."""
-        theirs = start.max_attr_chars if start else None
-        return min(self.max_attr_chars, theirs) if theirs else self.max_attr_chars
 
     def _root_context(self, start: TraceStart | None) -> Context:
         if start is None or start.otel_parent_span_id is None:
@@ -261,41 +360,6 @@ class OtelExporter(BaseExporter):
             trace_flags=TraceFlags(TraceFlags.SAMPLED),
         )
         return otel_trace.set_span_in_context(NonRecordingSpan(parent), Context())
-
-    def _finish(
-        self, otel_span: Any, span: Span, chunks: Iterable[tuple[int, Any]], limit: int
-    ) -> None:
-        for event in span.events:
-            otel_span.add_event(
-                event.name, {"lcel.data": text(event.data, limit)}, timestamp=event.ts_ns
-            )
-        for ts_ns, chunk in chunks:
-            otel_span.add_event("lcel.chunk", {"lcel.chunk": text(chunk, limit)}, timestamp=ts_ns)
-        if span.status == "error":
-            error = span.error
-            error_type = error.type if error else "Error"
-            message = error.message if error else ""
-            otel_span.add_event(
-                "exception",
-                {"exception.type": error_type, "exception.message": message},
-                timestamp=span.end_ns,
-            )
-            otel_span.set_attribute("error.type", error_type)
-            otel_span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
-        elif span.status == "ok":
-            otel_span.set_status(Status(StatusCode.OK))
-        otel_span.end(end_time=span.end_ns)
-
-    def span_name(self, span: Span, workflow: str | None = None) -> str:
-        """`chat {model}`, `text_completion {model}`, `execute_tool {tool}`, a root chain's
-        `invoke_workflow {name}`, else the run name."""
-        return _span_name(span, workflow)
-
-    def attributes(self, span: Span, workflow: str | None = None) -> Attributes:
-        """The attributes of one span as this exporter maps it, cut to `max_attr_chars`.
-
-        `workflow` is given for a trace's root: the `trace(name=...)`, else its run name."""
-        return span_attributes(span, self._options(), limit=self.max_attr_chars, workflow=workflow)
 
     def _record_metrics(self, span: Span) -> None:
         attrs = metric_attributes(span) if self._histograms else None

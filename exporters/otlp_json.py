@@ -1,16 +1,17 @@
 """`OtlpJsonExporter`: traces in the OpenTelemetry OTLP File Exporter format.
 
 One OTLP/JSON `ExportTraceServiceRequest` per line (per trace), ids as hex, enums as
-integers, as the OpenTelemetry Collector's `otlpjsonfile` receiver reads them. The
-conversion is `OtelExporter`'s, into a private SDK provider, then the standard OTLP
-protobuf encoder; lines are appended with one `write` each, like `JsonlExporter`'s.
+integers, as the OpenTelemetry Collector's `otlpjsonfile` receiver reads them. The spans
+are `OtelTraceMapping`'s plan (what `OtelExporter` sends, GenAI conventions, the same
+span ids), built as SDK `ReadableSpan`s directly (no provider, no tracer) and encoded by
+the standard OTLP protobuf encoder; each line is appended whole, like `JsonlExporter`'s.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
+import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,32 +19,27 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, TraceFlags
 
-from lcel_trace.export import DEFAULT_MAX_QUEUE, BaseExporter, ExporterCapabilities
-from lcel_trace.span import Span, TraceEnd, TraceEvent, TraceStart
+from lcel_trace.export import DEFAULT_MAX_QUEUE
+from lcel_trace.json_text import dumps_bytes
+from lcel_trace.otel_context import span_id_of
 
-from .otel import OtelExporter
+from .otel import OtelTraceMapping, _PendingTrace
 from .otel_attributes import SESSION_KEYS, USER_KEYS
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+_SCOPE = InstrumentationScope("lcel-trace")
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
-class _Collect(SpanProcessor):
-    """Keeps ended spans until the exporter writes them out."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReadableSpan] = []
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.spans.append(span)
-
-
-class OtlpJsonExporter(BaseExporter):
+class OtlpJsonExporter(OtelTraceMapping):
     """Appends one OTLP/JSON line per trace to `path`; `resource` describes the service.
 
-    The spans are `OtelExporter`'s, GenAI conventions only; `session_keys`/`user_keys`
-    are its options of the same names."""
+    The spans are `OtelExporter`'s, GenAI conventions only; `max_attr_chars`,
+    `capture_content`, `session_keys` and `user_keys` are its options of the same names."""
 
     def __init__(
         self,
@@ -56,45 +52,73 @@ class OtlpJsonExporter(BaseExporter):
         session_keys: Iterable[str] = SESSION_KEYS,
         user_keys: Iterable[str] = USER_KEYS,
     ) -> None:
-        super().__init__()
-        self.path = Path(path)
-        self.capabilities = ExporterCapabilities(receives="records", max_queue=max_queue)
-        self._collected = _Collect()
-        provider = TracerProvider(resource=resource or Resource.create({}))
-        provider.add_span_processor(self._collected)
-        self._otel = OtelExporter(
-            provider,
+        super().__init__(
             max_attr_chars=max_attr_chars,
             capture_content=capture_content,
+            max_queue=max_queue,
             session_keys=session_keys,
             user_keys=user_keys,
         )
+        self.path = Path(path)
+        self.resource = resource or Resource.create({})
         try:
             self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise OSError(f"cannot open trace file {self.path} for appending: {exc}") from exc
 
-    def on_trace_start(self, start: TraceStart) -> None:
-        self._otel.on_trace_start(start)
+    def _emit(self, pending: _PendingTrace) -> None:
+        if self._fd is not None:
+            _write_all(self._fd, dumps_bytes(otlp_json(self.readable_spans(pending))) + b"\n")
 
-    def on_event(self, event: TraceEvent) -> None:
-        self._otel.on_event(event)
-
-    def export(self, spans: Sequence[Span]) -> None:
-        self._otel.export(spans)
-
-    def on_trace_end(self, end: TraceEnd) -> None:
-        self._otel.on_trace_end(end)
-        spans, self._collected.spans = self._collected.spans, []
-        if spans and self._fd is not None:
-            os.write(
-                self._fd, (json.dumps(otlp_json(spans), separators=(",", ":")) + "\n").encode()
+    def readable_spans(self, pending: _PendingTrace) -> list[ReadableSpan]:
+        """One trace's planned spans as the SDK's `ReadableSpan`s, with the ids the runs
+        had while they ran (`lcel_trace.otel_context`)."""
+        start = pending.start
+        trace_id = int(start.trace_id, 16) if start else random.getrandbits(128) or 1
+        root_parent = None
+        if start is not None and start.otel_parent_span_id is not None:
+            root_parent = SpanContext(trace_id, int(start.otel_parent_span_id, 16), True, _SAMPLED)
+        contexts: dict[int, SpanContext] = {}
+        spans = []
+        for plan in self.planned(pending):
+            span = plan.node.span
+            context = SpanContext(trace_id, _span_id(span.span_id), False, _SAMPLED)
+            contexts[id(plan.node)] = context
+            spans.append(
+                ReadableSpan(
+                    plan.name,
+                    context=context,
+                    parent=root_parent if plan.parent is None else contexts[id(plan.parent)],
+                    resource=self.resource,
+                    attributes=plan.attributes,
+                    events=[Event(name, attrs, timestamp=ts) for name, attrs, ts in plan.events],
+                    kind=plan.kind,
+                    status=plan.status,
+                    start_time=span.start_ns,
+                    end_time=span.end_ns,
+                    instrumentation_scope=_SCOPE,
+                )
             )
+        return spans
 
     def _close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+def _span_id(run_id: str) -> int:
+    try:
+        return span_id_of(run_id)
+    except ValueError:  # not a run id (a hand-made record): any span id will do
+        return random.getrandbits(64) or 1
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    """The whole payload, however many writes the OS needs (it may write less)."""
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
