@@ -11,6 +11,7 @@ name, tool calls with their ids and arguments, the tool call a tool result answe
 the bound tools with their schemas, and every other request parameter (temperature,
 stop, response format, tool choice, seed, ...). Left out: message ids and response
 metadata, and the parameters that only say how the answer travels (`VOLATILE_PARAMS`).
+Tools are keyed on their name and input, retrievers on their name and query.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ __all__ = [
     "differences",
     "live_chat_request",
     "live_llm_request",
+    "live_retriever_request",
+    "live_tool_request",
     "llm_request",
     "request_key",
+    "retriever_request",
+    "tool_request",
 ]
 
 VOLATILE_PARAMS = frozenset(
@@ -158,6 +163,26 @@ def llm_request(
         request["tools"] = tools
     request["params"] = rest
     return _plain(request)
+
+
+def tool_request(name: str, tool_input: Any) -> dict[str, Any]:
+    """The canonical form of a tool call: the tool's name and its input."""
+    return _plain({"tool": name, "input": tool_input})
+
+
+def retriever_request(name: str, query: Any) -> dict[str, Any]:
+    """The canonical form of a retriever call: the retriever's name and the query."""
+    return _plain({"retriever": name, "query": query})
+
+
+def live_tool_request(name: str, tool_input: Any, redactor: Redactor) -> dict[str, Any]:
+    """The canonical form of a tool call about to run."""
+    return tool_request(name, _as_recorded(tool_input, redactor))
+
+
+def live_retriever_request(name: str, query: str, redactor: Redactor) -> dict[str, Any]:
+    """The canonical form of a retriever call about to run."""
+    return retriever_request(name, _as_recorded(query, redactor))
 
 
 def _as_recorded(value: Any, redactor: Redactor) -> Any:

@@ -2,21 +2,24 @@
 
 A chat model's `invoke`, `stream`, `batch` and their async twins all end in one of four
 methods a provider class implements (`_generate`, `_agenerate`, `_stream`, `_astream`);
-completion LLMs likewise. Everything above them (callbacks, run ids, message ids,
-response metadata, the streaming decision) is LangChain's own code and runs unchanged,
-so a replayed call is traced, streamed and post-processed exactly as a live one.
+completion LLMs likewise, tools in `_run`/`_arun`, retrievers in
+`_get_relevant_documents`. Everything above them (callbacks, run ids, message ids,
+response metadata, the streaming decision, a tool's output message) is LangChain's own
+code and runs unchanged, so a replayed call is traced, streamed and post-processed
+exactly as a live one.
 
-While at least one cassette is active, those methods, on every model class that defines
-them, are replaced by thin wrappers that ask the context's active cassette (a context
+While at least one cassette is active, those methods, on every class that defines them,
+are replaced by thin wrappers that ask the context's active cassette (a context
 variable, so threads and tasks that inherit the context see it, others do not) and
-otherwise call the original. Classes defined or imported later are wrapped on their first
-call (a guard on the base classes' own entry methods). When the last cassette closes,
-every attribute is put back exactly as it was.
+otherwise call the original. Model and tool classes defined or imported later are
+wrapped on their first call (a guard on the base classes' own entry methods). When the
+last cassette closes, every attribute is put back exactly as it was.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,18 +28,36 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel, BaseLLM
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.tools import BaseTool
 
-__all__ = ["Interceptor", "active_interceptor", "install", "live_call", "uninstall"]
+__all__ = [
+    "Interceptor",
+    "active_interceptor",
+    "install",
+    "live_call",
+    "tool_call_input",
+    "uninstall",
+]
 
-PROVIDER_METHODS = ("_generate", "_agenerate", "_stream", "_astream")
-"""The provider's own methods: the last step before a model touches the network."""
+PROVIDER_METHODS: dict[type, tuple[str, ...]] = {
+    BaseChatModel: ("_generate", "_agenerate", "_stream", "_astream"),
+    BaseLLM: ("_generate", "_agenerate", "_stream", "_astream"),
+    BaseTool: ("_run", "_arun"),
+    BaseRetriever: ("_get_relevant_documents", "_aget_relevant_documents"),
+}
+"""Per base class, the methods its subclasses implement: the last step before a model
+touches the network, a tool acts or a retriever searches."""
 
 _GUARDS: dict[type, tuple[str, ...]] = {
     BaseChatModel: ("_generate_with_cache", "_agenerate_with_cache", "_should_stream"),
     BaseLLM: ("_generate_helper", "_agenerate_helper"),
+    BaseTool: ("run", "arun"),
+    BaseRetriever: (),
 }
-"""Base-class methods every model call passes before the provider methods: their
-wrappers make sure the concrete class is wrapped (a class defined after install)."""
+"""Base-class methods every call passes before the provider methods: their wrappers
+make sure the concrete class is wrapped (a class defined after install). A retriever
+class defined after install runs live."""
 
 _MARK = "__lcel_cassette_original__"
 
@@ -46,7 +67,7 @@ class Interceptor(Protocol):
 
     def call(
         self,
-        model: BaseChatModel | BaseLLM,
+        model: Any,
         method: str,
         original: Callable[..., Any],
         args: tuple[Any, ...],
@@ -55,19 +76,29 @@ class Interceptor(Protocol):
 
 
 _active: ContextVar[Interceptor | None] = ContextVar("lcel_trace_cassette", default=None)
-_live: ContextVar[bool] = ContextVar("lcel_trace_cassette_live_call", default=False)
-"""True while a recorded call runs the provider's own code: a provider method it calls
-in turn (an `_agenerate` falling back to `_generate`) is part of that call."""
+_tool_input: ContextVar[tuple[Any, str | None] | None] = ContextVar(
+    "lcel_trace_cassette_tool_input", default=None
+)
+_live: ContextVar[object | None] = ContextVar("lcel_trace_cassette_live_call", default=None)
+"""The object whose own code a recorded call is running: a provider method of the same
+object it calls in turn (an `_agenerate` falling back to `_generate`) is part of that
+call. Other objects (a model inside a tool) are answered as usual."""
 
 
 @contextmanager
-def live_call() -> Iterator[None]:
-    """Run the provider's own code: provider methods called meanwhile are not answered."""
-    token = _live.set(True)
+def live_call(owner: object) -> Iterator[None]:
+    """Run `owner`'s own code: its provider methods called meanwhile are not answered."""
+    token = _live.set(owner)
     try:
         yield
     finally:
         _live.reset(token)
+
+
+def tool_call_input() -> tuple[Any, str | None] | None:
+    """The input and tool call id the running tool's `run`/`arun` was given: what a
+    trace records as its input (its `_run` sees them parsed)."""
+    return _tool_input.get()
 
 
 def active_interceptor() -> ContextVar[Interceptor | None]:
@@ -96,7 +127,9 @@ def install() -> None:
             return
         for base, names in _GUARDS.items():
             for name in names:
-                _wrap(base, name, _guard(base.__dict__[name]))
+                function = base.__dict__[name]
+                guard = _tool_guard if base is BaseTool else _guard
+                _wrap(base, name, guard(function))
         for base in _GUARDS:
             for cls in _subclasses(base):
                 _wrap_provider_methods(cls)
@@ -139,7 +172,7 @@ def _wrap_provider_methods(cls: type) -> None:
     """Wrap the provider methods `cls` itself defines (not inherited, not yet wrapped)."""
     if cls in _GUARDS:
         return
-    for name in PROVIDER_METHODS:
+    for name in _methods_of(cls):
         function = cls.__dict__.get(name)
         if function is None or hasattr(function, _MARK) or not callable(function):
             continue
@@ -148,13 +181,20 @@ def _wrap_provider_methods(cls: type) -> None:
 
 def _ensure_wrapped(cls: type) -> None:
     """A model class met for the first time since install: wrap it and its bases."""
-    if all(_is_wrapped(cls, name) for name in PROVIDER_METHODS):
+    if all(_is_wrapped(cls, name) for name in _methods_of(cls)):
         return
     with _lock:
         if _users:
             for klass in cls.__mro__:
-                if isinstance(klass, type) and issubclass(klass, (BaseChatModel, BaseLLM)):
+                if isinstance(klass, type) and issubclass(klass, tuple(_GUARDS)):
                     _wrap_provider_methods(klass)
+
+
+def _methods_of(cls: type) -> tuple[str, ...]:
+    for base, names in PROVIDER_METHODS.items():
+        if issubclass(cls, base):
+            return names
+    return ()
 
 
 def _is_wrapped(cls: type, name: str) -> bool:
@@ -174,6 +214,37 @@ def _guard(function: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+def _tool_guard(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`_guard` for `BaseTool.run`/`arun`, which also keeps the tool's raw input at hand."""
+    if inspect.iscoroutinefunction(function):
+
+        @functools.wraps(function)
+        async def guarded_async(self: Any, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+            if _active.get() is None:
+                return await function(self, tool_input, *args, **kwargs)
+            _ensure_wrapped(type(self))
+            token = _tool_input.set((tool_input, kwargs.get("tool_call_id")))
+            try:
+                return await function(self, tool_input, *args, **kwargs)
+            finally:
+                _tool_input.reset(token)
+
+        return guarded_async
+
+    @functools.wraps(function)
+    def guarded(self: Any, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+        if _active.get() is None:
+            return function(self, tool_input, *args, **kwargs)
+        _ensure_wrapped(type(self))
+        token = _tool_input.set((tool_input, kwargs.get("tool_call_id")))
+        try:
+            return function(self, tool_input, *args, **kwargs)
+        finally:
+            _tool_input.reset(token)
+
+    return guarded
+
+
 def _provider_wrapper(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """A plain function standing for `function`: the original's result (a value, a
     coroutine or an iterator) when no cassette is active, the cassette's otherwise.
@@ -187,7 +258,7 @@ def _provider_wrapper(name: str, function: Callable[..., Any]) -> Callable[..., 
         # super() is part of the call already being answered.
         if (
             interceptor is None
-            or _live.get()
+            or _live.get() is self
             or getattr(type(self), name, None) is not provider_method
         ):
             return function(self, *args, **kwargs)

@@ -17,7 +17,9 @@ recorded (one trace per model call, chunks kept: `record_chunks="all"`).
 
 Modes, as VCR.py users know them: "once" (record when the file does not exist, else
 replay only), "replay" (never call a model; a miss raises `CassetteMiss`), "record"
-(always call and append), "new" (replay what matches, record the rest).
+(always call and append), "new" (replay what matches, record the rest). With
+`replay=("models", "tools", "retrievers")` tool and retriever calls are recorded and
+replayed too (keyed on name and input), so an agent's side effects do not run.
 """
 
 from __future__ import annotations
@@ -40,8 +42,15 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, cast
 from uuid import UUID, uuid4
 
+from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel, BaseLLM
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    BaseMessageChunk,
+    ToolMessage,
+)
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import (
@@ -52,14 +61,23 @@ from langchain_core.outputs import (
     GenerationChunk,
     LLMResult,
 )
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.tools import BaseTool
 from langchain_core.utils.utils import LC_ID_PREFIX
 
 from lcel_trace import _cassette_patch
-from lcel_trace._cassette_file import ModelKind, Recording, UnusableCassetteError, read_recordings
+from lcel_trace._cassette_file import (
+    CallKind,
+    Recording,
+    UnusableCassetteError,
+    read_recordings,
+)
 from lcel_trace._cassette_keys import (
     differences,
     live_chat_request,
     live_llm_request,
+    live_retriever_request,
+    live_tool_request,
     request_key,
 )
 from lcel_trace.clock import now_ns
@@ -75,7 +93,12 @@ __all__ = ["MODES", "Cassette", "CassetteMiss", "Mode", "UnusableCassetteError",
 
 Mode = Literal["once", "replay", "record", "new"]
 MODES: tuple[Mode, ...] = ("once", "replay", "record", "new")
-_REPLAYABLE = ("models",)
+_REPLAYABLE: dict[str, tuple[CallKind, ...]] = {
+    "models": ("chat_model", "llm"),
+    "tools": ("tool",),
+    "retrievers": ("retriever",),
+}
+_INJECTED = frozenset({"run_manager", "callbacks", "config"})
 _F = TypeVar("_F", bound=Callable[..., Any])
 _SHOWN_CHARS = 80
 _END: Any = object()
@@ -115,9 +138,11 @@ def cassette(
     """A context manager (sync and async) and decorator in which model calls answer
     from the trace file at `path` (see the module docstring for `mode`).
 
-    `speed` scales recorded timing (1.0 = as recorded, 0 = no waiting); `redact` is the
-    `redact=` hook the recording was made with, applied to live requests before they
-    are compared (and to what record mode writes)."""
+    `replay` names what answers from the file: "models" (chat models and completion
+    LLMs), "tools", "retrievers"; the rest runs live. `speed` scales recorded timing
+    (1.0 = as recorded, 0 = no waiting); `redact` is the `redact=` hook the recording
+    was made with, applied to live requests before they are compared (and to what
+    record mode writes)."""
     return Cassette(path, mode=mode, replay=replay, speed=speed, redact=redact)
 
 
@@ -136,17 +161,17 @@ class Cassette:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        unknown = [kind for kind in replay if kind not in _REPLAYABLE]
-        if unknown or "models" not in replay:
+        if isinstance(replay, str) or not replay or any(k not in _REPLAYABLE for k in replay):
             raise ValueError(
-                f"replay={tuple(replay)!r}: this version replays model calls only "
-                "(replay=('models',)); tools and retrievers run live"
+                f"replay={replay!r}: a tuple of {', '.join(map(repr, _REPLAYABLE))}, "
+                "e.g. ('models', 'tools', 'retrievers')"
             )
         if not speed >= 0:
             raise ValueError(f"speed must be >= 0 (0 = as fast as possible), got {speed}")
         self.path = Path(path)
         self.mode: Mode = mode
         self.replay = tuple(replay)
+        self._kinds = frozenset(kind for name in replay for kind in _REPLAYABLE[name])
         self.speed = float(speed)
         self.redact = redact
         self._redactor = Redactor(redact)
@@ -231,7 +256,9 @@ class Cassette:
             )
         self._replaying = self.mode in ("replay", "new") or (self.mode == "once" and exists)
         self._recording = self.mode in ("record", "new") or (self.mode == "once" and not exists)
-        recordings = read_recordings(self.path) if self._replaying and exists else []
+        recordings = (
+            read_recordings(self.path, kinds=self._kinds) if self._replaying and exists else []
+        )
         with self._lock:
             self._recordings = recordings
             self._queues = {}
@@ -244,29 +271,48 @@ class Cassette:
         if writer is not None:
             writer.close()
 
-    # -- one model call -------------------------------------------------------------------
+    # -- one call ---------------------------------------------------------------------------
 
     def call(
         self,
-        model: BaseChatModel | BaseLLM,
+        target: Any,
         method: str,
         original: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
         """Answer one provider-method call (see `_cassette_patch.Interceptor`)."""
+        if isinstance(target, (BaseTool, BaseRetriever)):
+            kind: CallKind = "tool" if isinstance(target, BaseTool) else "retriever"
+            if kind not in self._kinds:
+                return original(*args, **kwargs)
+            side = _SideCall(self, target, kind, method, args, kwargs)
+            return self._answer(side, side.request, original, args, kwargs)
+        model_kind: CallKind = "chat_model" if isinstance(target, BaseChatModel) else "llm"
+        if model_kind not in self._kinds:
+            return original(*args, **kwargs)
         first, stop, run_manager, rest = _split(args, kwargs)
-        call = _Call(self, model, method, first, stop, run_manager, rest)
+        call = _Call(self, target, method, first, stop, run_manager, rest)
         if call.kind == "llm" and method in ("_generate", "_agenerate"):
             return call.llm_batch(original, args, kwargs)
-        recording = self._take(call.kind, call.requests[0]) if self._replaying else None
+        return self._answer(call, call.requests[0], original, args, kwargs)
+
+    def _answer(
+        self,
+        call: _Call | _SideCall,
+        request: Mapping[str, Any],
+        original: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        recording = self._take(call.kind, request) if self._replaying else None
         if recording is not None:
             return call.replay(recording)
         if not self._recording:
-            raise self._miss(call.kind, call.requests[0], call.name)
+            raise self._miss(call.kind, request, call.name)
         return call.record(original, args, kwargs)
 
-    def _take(self, kind: ModelKind, request: Mapping[str, Any]) -> Recording | None:
+    def _take(self, kind: CallKind, request: Mapping[str, Any]) -> Recording | None:
         key = request_key(request)
         with self._lock:
             queue = self._queues.get(key)
@@ -282,10 +328,12 @@ class Cassette:
             self.recorded += 1
             return self._writer
 
-    def _miss(self, kind: ModelKind, request: Mapping[str, Any], name: str) -> CassetteMiss:
+    def _miss(self, kind: CallKind, request: Mapping[str, Any], name: str) -> CassetteMiss:
         key = request_key(request)
         model_name = (request.get("model") or {}).get("name")
         label = f"{name} {model_name!r}" if model_name else name
+        if kind in ("tool", "retriever"):
+            label = f"{kind} {name!r}"
         same = [r for r in self._recordings if r.key == key]
         lines = [f"no recording left for this {label} request (key {key}) in {self.path}"]
         nearest: Recording | None = None
@@ -367,7 +415,7 @@ class _Call:
         self.method = method
         self.is_async = method in ("_agenerate", "_astream")
         self.streams = method in ("_stream", "_astream")
-        self.kind: ModelKind = "chat_model" if isinstance(model, BaseChatModel) else "llm"
+        self.kind: CallKind = "chat_model" if isinstance(model, BaseChatModel) else "llm"
         self.name = type(model).__name__
         self.run_id: UUID = getattr(run_manager, "run_id", None) or uuid4()
         self.params = _invocation_params(model, stop, rest)
@@ -430,7 +478,7 @@ class _Call:
         writer = self.owner._writer_for()
         runs = [writer.start(self, value) for value in self.inputs]
         if self.streams:
-            with _cassette_patch.live_call():
+            with _cassette_patch.live_call(self.model):
                 source = original(*args, **kwargs)
             if self.is_async:
                 return _record_async_stream(source, runs[0], self.kind)
@@ -438,7 +486,7 @@ class _Call:
         if self.is_async:
             return _record_async_answer(original(*args, **kwargs), runs, self.kind)
         try:
-            with _cassette_patch.live_call():
+            with _cassette_patch.live_call(self.model):
                 result = original(*args, **kwargs)
         except BaseException as exc:
             for run in runs:
@@ -446,6 +494,112 @@ class _Call:
             raise
         _end_runs(runs, result, self.kind)
         return result
+
+
+class _SideCall:
+    """One intercepted tool or retriever call (`replay=` "tools", "retrievers"): keyed on
+    the name and the input a trace records, answered with the recorded output."""
+
+    def __init__(
+        self,
+        owner: Cassette,
+        target: BaseTool | BaseRetriever,
+        kind: CallKind,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.owner = owner
+        self.target = target
+        self.kind = kind
+        self.is_async = method.startswith("_a")
+        self.run_id = uuid4()
+        self.tool_call_id: str | None = None
+        if isinstance(target, BaseTool):
+            self.name = target.name
+            self.recorded_input = self._tool_input(target, args, kwargs)
+            self.request = live_tool_request(self.name, self.recorded_input, owner._redactor)
+        else:
+            self.name = target.get_name()
+            self.recorded_input = args[0] if args else kwargs.get("query")
+            self.request = live_retriever_request(self.name, self.recorded_input, owner._redactor)
+
+    def _tool_input(self, tool: BaseTool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The input as `BaseTool.run` reports it to callbacks (injected arguments out)."""
+        given = _cassette_patch.tool_call_input()
+        if given is not None:
+            raw, self.tool_call_id = given
+        else:
+            raw = {k: v for k, v in kwargs.items() if k not in _INJECTED}
+            if not raw:
+                raw = args[0] if len(args) == 1 else list(args)
+        if isinstance(raw, dict):
+            try:
+                return tool._filter_injected_args(raw)
+            except Exception:
+                return raw
+        return raw
+
+    def replay(self, recording: Recording) -> Any:
+        pacer = _Pacer(self.owner.speed)
+        value = self._answer
+        if self.is_async:
+            return _async_answer(lambda: value(recording), recording, pacer)
+        pacer.wait_sync(recording.start_ns)
+        pacer.wait_sync(recording.end_ns)
+        return value(recording)
+
+    def _answer(self, recording: Recording) -> Any:
+        if recording.error is not None:
+            raise rebuilt_error(recording.error)
+        output = recording.output
+        if self.kind == "retriever":
+            return [d.model_copy(deep=True) if isinstance(d, Document) else d for d in output]
+        content, artifact = output, None
+        if isinstance(output, ToolMessage):
+            content, artifact = output.content, output.artifact
+        if cast("BaseTool", self.target).response_format == "content_and_artifact":
+            return content, artifact
+        return content
+
+    def record(
+        self, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        run = self.owner._writer_for().start_side(self)
+        if self.is_async:
+            return self._record_async(run, original(*args, **kwargs))
+        try:
+            with _cassette_patch.live_call(self.target):
+                result = original(*args, **kwargs)
+        except BaseException as exc:
+            run.fail(exc)
+            raise
+        run.end_output(self._output(result))
+        return result
+
+    async def _record_async(self, run: _Run, awaitable: Any) -> Any:
+        try:
+            with _cassette_patch.live_call(self.target):
+                result = await awaitable
+        except BaseException as exc:
+            run.fail(exc, cancelled=isinstance(exc, asyncio.CancelledError))
+            raise
+        run.end_output(self._output(result))
+        return result
+
+    def _output(self, result: Any) -> Any:
+        """What the run reports as its output: a tool's as `BaseTool.run` formats it."""
+        if self.kind == "retriever" or not isinstance(self.target, BaseTool):
+            return result
+        content, artifact = result, None
+        if self.target.response_format == "content_and_artifact" and isinstance(result, tuple):
+            content, artifact = result
+        try:
+            from langchain_core.tools.base import _format_output
+
+            return _format_output(content, artifact, self.tool_call_id, self.name, "success")
+        except Exception:  # a LangChain without it: the content as it came
+            return content
 
 
 def _invocation_params(
@@ -531,7 +685,7 @@ def _llm_result(recordings: list[Recording]) -> LLMResult:
     return LLMResult(generations=generations, llm_output=llm_output)
 
 
-def _replay_chunks(recording: Recording, kind: ModelKind) -> list[tuple[int, Any]]:
+def _replay_chunks(recording: Recording, kind: CallKind) -> list[tuple[int, Any]]:
     """The chunks to stream: as recorded; one chunk holding the whole answer when the
     call was not streamed when recorded; refused when it streamed but its chunks were
     not kept."""
@@ -703,16 +857,19 @@ class _Writer:
         self.exporter: SpanExporter = exporters.JsonlExporter(path, record_chunks="all")
         self.options = TraceOptions.build(exporters=[self.exporter], redact=redact)
 
-    def start(self, call: _Call, value: Any) -> _Run:
+    def _session(self, name: str, run_id: UUID) -> TraceSession:
         # A clean context: the user's capture() blocks must not receive our traces.
-        session = contextvars.Context().run(
+        return contextvars.Context().run(
             TraceSession,
             self.options,
             trace_id=new_trace_id(),
-            root_name=call.name,
-            root_run_id=str(call.run_id),
+            root_name=name,
+            root_run_id=str(run_id),
         )
-        run = _Run(session, Recorder(session, {}), call.run_id)
+
+    def start(self, call: _Call, value: Any) -> _Run:
+        session = self._session(call.name, call.run_id)
+        run = _Run(session, Recorder(session, {}), call.run_id, call.model, call.kind)
         if call.kind == "chat_model":
             run.recorder.on_chat_model_start(
                 None,
@@ -733,21 +890,49 @@ class _Writer:
             )
         return run
 
+    def start_side(self, call: _SideCall) -> _Run:
+        session = self._session(call.name, call.run_id)
+        run = _Run(session, Recorder(session, {}), call.run_id, call.target, call.kind)
+        if call.kind == "tool":
+            tool_input = call.recorded_input
+            run.recorder.on_tool_start(
+                None,
+                tool_input if isinstance(tool_input, str) else str(tool_input),
+                run_id=call.run_id,
+                name=call.name,
+                inputs=tool_input if isinstance(tool_input, dict) else None,
+                tool_call_id=call.tool_call_id,
+            )
+        else:
+            run.recorder.on_retriever_start(
+                None, call.recorded_input, run_id=call.run_id, name=call.name
+            )
+        return run
+
     def close(self) -> None:
         self.exporter.force_flush(30.0)
         self.exporter.shutdown()
 
 
 class _Run:
-    """One recorded model run while it happens."""
+    """One recorded run while it happens."""
 
-    def __init__(self, session: TraceSession, recorder: Recorder, run_id: UUID) -> None:
+    def __init__(
+        self,
+        session: TraceSession,
+        recorder: Recorder,
+        run_id: UUID,
+        owner: object,
+        kind: CallKind,
+    ) -> None:
         self.session = session
         self.recorder = recorder
         self.run_id = run_id
+        self.owner = owner
+        self.kind = kind
         self.chunks: list[Any] = []
 
-    def chunk(self, ts_ns: int, chunk: Any, kind: ModelKind) -> None:
+    def chunk(self, ts_ns: int, chunk: Any, kind: CallKind) -> None:
         self.chunks.append(chunk)
         value = chunk.message if isinstance(chunk, ChatGenerationChunk) else chunk
         self.session.chunk(str(self.run_id), ts_ns, value)
@@ -758,16 +943,28 @@ class _Run:
         )
         self.session.finish()
 
-    def end_stream(self, kind: ModelKind) -> None:
+    def end_stream(self, kind: CallKind) -> None:
         if not self.chunks:
             self.fail(ValueError("No generation chunks were returned"))
             return
         merged = _joined(self.chunks)
         self.end([merged], None)
 
+    def end_output(self, output: Any) -> None:
+        if self.kind == "tool":
+            self.recorder.on_tool_end(output, run_id=self.run_id)
+        else:
+            self.recorder.on_retriever_end(output, run_id=self.run_id)
+        self.session.finish()
+
     def fail(self, error: BaseException, *, cancelled: bool = False) -> None:
         if not cancelled:
-            self.recorder.on_llm_error(error, run_id=self.run_id)
+            if self.kind == "tool":
+                self.recorder.on_tool_error(error, run_id=self.run_id)
+            elif self.kind == "retriever":
+                self.recorder.on_retriever_error(error, run_id=self.run_id)
+            else:
+                self.recorder.on_llm_error(error, run_id=self.run_id)
         self.session.finish(error, cancelled=cancelled)
 
 
@@ -789,7 +986,7 @@ def _processed(
     return generation
 
 
-def _end_runs(runs: list[_Run], result: Any, kind: ModelKind) -> None:
+def _end_runs(runs: list[_Run], result: Any, kind: CallKind) -> None:
     if kind == "chat_model" and isinstance(result, ChatResult):
         single = len(result.generations) == 1
         generations = [
@@ -804,9 +1001,9 @@ def _end_runs(runs: list[_Run], result: Any, kind: ModelKind) -> None:
             run.end(list(gens), result.llm_output)
 
 
-async def _record_async_answer(awaitable: Any, runs: list[_Run], kind: ModelKind) -> Any:
+async def _record_async_answer(awaitable: Any, runs: list[_Run], kind: CallKind) -> Any:
     try:
-        with _cassette_patch.live_call():
+        with _cassette_patch.live_call(runs[0].owner):
             result = await awaitable
     except BaseException as exc:
         for run in runs:
@@ -816,13 +1013,13 @@ async def _record_async_answer(awaitable: Any, runs: list[_Run], kind: ModelKind
     return result
 
 
-def _record_sync_stream(source: Iterator[Any], run: _Run, kind: ModelKind) -> Iterator[Any]:
+def _record_sync_stream(source: Iterator[Any], run: _Run, kind: CallKind) -> Iterator[Any]:
     """Pass the provider's chunks on; each is recorded when the next is asked for, by
     which time LangChain has given it its final id and metadata."""
     pending: tuple[int, Any] | None = None
     try:
         while True:
-            with _cassette_patch.live_call():
+            with _cassette_patch.live_call(run.owner):
                 chunk = next(source, _END)
             if chunk is _END:
                 break
@@ -849,12 +1046,12 @@ def _record_sync_stream(source: Iterator[Any], run: _Run, kind: ModelKind) -> It
 
 
 async def _record_async_stream(
-    source: AsyncIterator[Any], run: _Run, kind: ModelKind
+    source: AsyncIterator[Any], run: _Run, kind: CallKind
 ) -> AsyncIterator[Any]:
     pending: tuple[int, Any] | None = None
     try:
         while True:
-            with _cassette_patch.live_call():
+            with _cassette_patch.live_call(run.owner):
                 chunk = await anext(source, _END)
             if chunk is _END:
                 break

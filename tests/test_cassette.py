@@ -428,7 +428,7 @@ def test_cli_lists_the_recorded_calls_with_keys_and_first_words(tmp_path: Path) 
         check=True,
     )
     lines = result.stdout.splitlines()
-    assert lines[0] == "2 model calls, 1 distinct requests"
+    assert lines[0] == "2 recorded calls, 1 distinct requests"
     assert "human: Weather in Oslo?" in lines[2]
     assert "tool calls: lookup({'city': 'Oslo'})" in lines[2]
     assert lines[2].endswith("x2")
@@ -464,7 +464,7 @@ def test_readme_cassette_samples_are_what_the_example_and_command_print(tmp_path
         [sys.executable, "-m", "lcel_trace", "cassette", "cassettes/birds.jsonl"], tmp_path
     )
     assert listed.returncode == 0, listed.stderr
-    assert masked(listed.stdout) == masked(sample("2 model calls"))
+    assert masked(listed.stdout) == masked(sample("2 recorded calls"))
 
 
 # -- interception ---------------------------------------------------------------------------

@@ -9,6 +9,8 @@ OpenAI-compatible server scripts the model's answers (two tool calls, then the a
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,18 +39,24 @@ SCRIPT = (
 )
 
 
+SIDE_EFFECTS: list[str] = []
+"""What the tools and the retriever did: a replay with tools replayed must leave it alone."""
+
+
 class ParrotDocs(BaseRetriever):
     """A small in-memory retriever: the agent's knowledge base."""
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
+        SIDE_EFFECTS.append(f"search {query}")
         return [Document("Grey parrots learn about 100 words.", metadata={"source": "birds"})]
 
 
 @tool
 def add(a: int, b: int) -> int:
     """Add two integers."""
+    SIDE_EFFECTS.append(f"add {a} {b}")
     return a + b
 
 
@@ -143,6 +151,47 @@ def test_agent_replays_offline_with_the_same_answer_tree_and_no_request(
             f"\ncassette agent: live {recorded.live_s * 1e3:.1f} ms, "
             f"replay {replay_s * 1e3:.1f} ms ({recorded.live_s / replay_s:.1f}x)"
         )
+
+
+def test_tools_and_retrievers_replay_too_so_their_side_effects_do_not_run(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "agent-tools.jsonl"
+    everything = ("models", "tools", "retrievers")
+    with OpenAIServer(SCRIPT) as server:
+        agent = trace(build_agent(server.base_url))
+        SIDE_EFFECTS.clear()
+        with capture() as live_cap, cassette(path, replay=everything) as tape:
+            live = agent.invoke({"messages": [HumanMessage(QUESTION)]})
+        assert tape.recorded == 6  # three model calls, two tools, the retriever
+        assert SIDE_EFFECTS == ["search parrot vocabulary", "add 100 3"]
+    live_tree = tree_of(live_cap.traces[0])
+
+    SIDE_EFFECTS.clear()
+    with capture() as cap, cassette(path, "replay", replay=everything) as tape:
+        replayed = agent.invoke({"messages": [HumanMessage(QUESTION)]})
+    assert SIDE_EFFECTS == []
+    assert tape.replayed == 5  # the retriever tool answers without calling its retriever
+    assert without_ids(replayed["messages"]) == without_ids(live["messages"])
+    assert tree_of(cap.traces[0]) == [row for row in live_tree if row[0][-1] != "ParrotDocs"]
+
+    SIDE_EFFECTS.clear()
+    with capture() as cap, cassette(path, "replay", replay=("models", "retrievers")) as tape:
+        replayed = agent.invoke({"messages": [HumanMessage(QUESTION)]})
+    assert SIDE_EFFECTS == ["add 100 3"]  # tools run, the retriever is replayed
+    assert tape.replayed == 4
+    assert without_ids(replayed["messages"]) == without_ids(live["messages"])
+    assert tree_of(cap.traces[0]) == live_tree
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "lcel_trace", "cassette", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert listed.stdout.startswith("6 recorded calls, 6 distinct requests")
+    assert "tool add" in listed.stdout
+    assert "retriever ParrotDocs" in listed.stdout
 
 
 def test_agent_replays_under_astream_with_the_recorded_chunks(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
-"""`lcel-trace cassette`: the model calls a trace file can replay, one line each.
+"""`lcel-trace cassette`: the calls a trace file can replay, one line each.
 
-For each recorded call: its order, the model, the key a cassette matches it on, the
-first words of the request (its last message: what this call added) and of the answer
-(or the error it ended with), and how many chunks were kept for streamed replay.
+For each recorded model, tool or retriever call: its order, what was called, the key a
+cassette matches it on, the first words of the request (a model's last message: what
+this call added; a tool's input; a retriever's query) and of the answer (or the error
+it ended with), and how many chunks were kept for streamed replay.
 Everything from the file is printed made visible (`lcel_trace.terminal`).
 """
 
@@ -19,7 +20,7 @@ _ANSWER_WIDTH = 40
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    cassette_help = "list the recorded model calls a cassette replays from FILE"
+    cassette_help = "list the recorded calls (models, tools, retrievers) a cassette replays"
     parser = commands.add_parser("cassette", help=cassette_help, description=cassette_help)
     parser.add_argument(
         "files", nargs="+", metavar="FILE", help="trace files, directories, globs, .jsonl.gz"
@@ -32,13 +33,12 @@ def _cassette(args: argparse.Namespace) -> int:
 
     recordings = read_recordings(args.files)
     keys = Counter(r.key for r in recordings)
-    print(f"{len(recordings)} model calls, {len(keys)} distinct requests")
+    print(f"{len(recordings)} recorded calls, {len(keys)} distinct requests")
     if not recordings:
         return 0
-    print(f"{'#':>3}  {'model':<28} {'key':<16}  {'request':<{_REQUEST_WIDTH}}  answer")
+    print(f"{'#':>3}  {'call':<28} {'key':<16}  {'request':<{_REQUEST_WIDTH}}  answer")
     for number, recording in enumerate(recordings, 1):
-        model = recording.request.get("model") or {}
-        label = one_line(f"{model.get('type')} {model.get('name')}", 28)
+        label = one_line(_called(recording), 28)
         repeat = f" x{keys[recording.key]}" if keys[recording.key] > 1 else ""
         request = one_line(_request_words(recording.request), _REQUEST_WIDTH)
         answer = one_line(_answer_words(recording), _ANSWER_WIDTH)
@@ -50,7 +50,19 @@ def _cassette(args: argparse.Namespace) -> int:
     return 0
 
 
+def _called(recording: Any) -> str:
+    request = recording.request
+    if recording.kind in ("tool", "retriever"):
+        return f"{recording.kind} {recording.name}"
+    model = request.get("model") or {}
+    return f"{model.get('type')} {model.get('name')}"
+
+
 def _request_words(request: Any) -> str:
+    if "tool" in request:
+        return _text(request.get("input"))
+    if "retriever" in request:
+        return _text(request.get("query"))
     messages = request.get("messages")
     if isinstance(messages, list) and messages:
         last = messages[-1]
@@ -65,6 +77,10 @@ def _answer_words(recording: Any) -> str:
     if recording.error is not None:
         return f"error {recording.error.type}: {recording.error.message}"
     output = recording.output
+    if recording.kind == "retriever" and isinstance(output, list):
+        first = output[0] if output else None
+        text = _text(getattr(first, "page_content", first))
+        return f"{len(output)} documents: {text}"
     if output is None and recording.chunks:
         output = recording.chunks[-1][1]
     if isinstance(output, AIMessage) and output.tool_calls:
