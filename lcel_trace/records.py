@@ -88,7 +88,8 @@ def encode_line(
 
 
 def _content(value: Any, max_attr_chars: int | None, memo: dict[Any, Any] | None) -> Any:
-    """A span's inputs or outputs (never raises)."""
+    """A content value (inputs, outputs, run metadata), converted once per batch (never
+    raises): records of one run share the very same objects."""
     if memo is None or value is None or isinstance(value, (str, int, float)):
         return to_jsonable(value, max_attr_chars)
     hit = memo.get((id(value), 0))
@@ -134,7 +135,7 @@ def to_line(
             "name": record.name,
             "run_type": record.run_type,
             "tags": list(record.tags),
-            "metadata": to_jsonable(record.metadata, max_attr_chars),
+            "metadata": _content(record.metadata, max_attr_chars, memo),
             "data": _data(record.data, max_attr_chars, memo),
             "ts_ns": record.ts_ns,
         }
@@ -184,7 +185,7 @@ def _span_line(
         "inputs": _content(span.inputs, max_attr_chars, memo),
         "outputs": _content(span.outputs, max_attr_chars, memo),
         "tags": list(span.tags),
-        "metadata": to_jsonable(span.metadata, max_attr_chars),
+        "metadata": _content(span.metadata, max_attr_chars, memo),
         "chunk_count": span.chunk_count,
         "first_chunk_ns": span.first_chunk_ns,
         "first_token_ns": span.first_token_ns,
