@@ -105,8 +105,8 @@ _END: Any = object()
 
 
 class CassetteMiss(Exception):  # noqa: N818 - the name DESIGN §2 fixes
-    """A model call with no recording left to answer it (mode "replay", or "once" with
-    an existing file). The message names the nearest recorded request, the first
+    """A call with no recording left to answer it (mode "replay", or "once" with an
+    existing file). The message names the nearest recorded request, the first
     difference, and how to re-record."""
 
     def __init__(
@@ -189,6 +189,14 @@ class Cassette:
 
     def __repr__(self) -> str:
         return f"cassette({str(self.path)!r}, mode={self.mode!r})"
+
+    @property
+    def unplayed(self) -> list[Recording]:
+        """The recordings not replayed (yet) in this `with`: calls the code no longer
+        makes, when the block is done."""
+        with self._lock:
+            left = [recording for queue in self._queues.values() for recording in queue]
+        return sorted(left, key=lambda r: r.start_ns)
 
     # -- entering and leaving -----------------------------------------------------------
 

@@ -349,6 +349,9 @@ def test_once_records_then_replays_and_new_records_only_the_misses(tmp_path: Pat
         assert len(server.requests) == 3
     assert (first.recorded, second.replayed, third.replayed, third.recorded) == (1, 1, 1, 1)
     assert fourth.recorded == 1
+    with cassette(path, "replay") as fifth:
+        assert model.invoke("q2").content == "r2"
+    assert [r.request["messages"][0]["content"] for r in fifth.unplayed] == ["q1", "q1"]
 
 
 def test_async_context_manager_and_decorator(tmp_path: Path) -> None:
