@@ -10,6 +10,7 @@ line by line (never whole), so memory stays bounded whatever their size.
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import os
@@ -85,7 +86,7 @@ def _members(given: str) -> list[Path]:
         if not files:
             raise FileNotFoundError(f"{given}: no file matches")
         return files
-    raise FileNotFoundError(f"{given}: no such file or directory")
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), given)
 
 
 def _dir_files(folder: Path) -> list[Path]:

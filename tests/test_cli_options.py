@@ -275,7 +275,7 @@ def test_stats_groups_by_model_and_level_with_token_columns(
     assert header.split() == [
         "name", "model", "level", "count", "error_rate", "p50_ms", "p95_ms", "p99_ms",
         "ttfc_p50", "ttfc_p95", "ttfc_p99", "ttft_p50", "ttft_p95", "ttft_p99",
-        "tokens_in", "tokens_out", "tokens_total",
+        "cost_usd", "usd/trace", "tokens_in", "tokens_out", "tokens_total",
     ]  # fmt: skip
     cells = {(c[0], c[1], c[2]): c for c in (line.split() for line in table)}
     assert cells["GenericFakeChatModel", "m-large", "nested"][-3:] == ["15", "25", "40"]

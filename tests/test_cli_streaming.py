@@ -51,3 +51,39 @@ def test_tail_shows_traces_written_into_a_fifo_by_an_idle_writer(tmp_path: Path)
         tail.wait()
     assert tail.returncode == 0, err
     assert "through-a-pipe trace" in out
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        lcel_trace(*args), capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+
+
+def test_show_and_stats_read_directories_gzip_and_rotated_sets(tmp_path: Path) -> None:
+    from tests.trace_data import write
+
+    write(tmp_path / "runs.jsonl.1.gz", [qa_trace(name="old")], compress=True)
+    write(tmp_path / "runs.jsonl", [qa_trace(name="new")])
+    write(tmp_path / "other.jsonl", [qa_trace(name="other", model="my-private-model")])
+    show = run("show", tmp_path)
+    assert show.returncode == 0, show.stderr
+    headers = [line for line in show.stdout.splitlines() if " trace " in line]
+    assert [h.split()[0] for h in headers] == ["other", "old", "new"]
+    assert headers[0].endswith("tokens 1000 in / 100 out, cost unknown")
+    assert headers[1].endswith("tokens 1000 in / 100 out, cost $0.000210")
+    assert "gpt-4o-mini, cost $0.000210) ok" in show.stdout
+    stats = run("stats", tmp_path / "runs.jsonl", tmp_path / "other.jsonl", "--json")
+    assert stats.returncode == 0, stats.stderr
+    import json
+
+    rows = {(r["name"], r["model"], r["level"]): r for r in json.loads(stats.stdout)}
+    root = rows["RunnableSequence", None, "root"]
+    assert root["count"] == 3
+    assert root["cost_usd"] == pytest.approx(2 * 0.00021)
+    assert root["cost_partial"] is True  # one of the three traces' calls is unpriced
+    assert root["cost_per_trace_usd"] == pytest.approx(2 * 0.00021 / 3)
+    assert rows["ChatOpenAI", "my-private-model", "nested"]["cost_usd"] is None
+    table = run("stats", tmp_path)
+    root_line = next(line for line in table.stdout.splitlines() if " root " in line)
+    assert "≥$0.000420" in root_line

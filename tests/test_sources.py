@@ -79,7 +79,7 @@ def test_a_cut_off_gzip_file_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_names_that_match_nothing_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(FileNotFoundError, match="No such file or directory"):
         expand([tmp_path / "missing.jsonl"])
     with pytest.raises(FileNotFoundError, match="no file matches"):
         expand([str(tmp_path / "*.jsonl")])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lcel_trace.span import STATUSES, Span, Trace
@@ -19,6 +20,7 @@ EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 STATUS_STYLE = {"ok": "green", "error": "bold red", "cancelled": "yellow", "incomplete": "magenta"}
 MODEL_RUN_TYPES = ("chat_model", "llm")
 FILE_HELP = "a JSONL trace file written by JsonlExporter"
+FILES_HELP = "trace files written by JsonlExporter, directories, globs, .jsonl.gz"
 
 
 def add_selection_args(parser: argparse.ArgumentParser) -> None:
@@ -39,22 +41,44 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def select(traces: Sequence[Trace], args: argparse.Namespace) -> list[Trace]:
-    """The traces the selection options ask for, in file order. An id prefix that matches
-    no trace is a mistake (LookupError); other options may simply match nothing."""
-    chosen = list(traces)
-    if args.trace is not None:
-        prefix = args.trace.lower()
-        chosen = [t for t in chosen if t.trace_id.lower().startswith(prefix)]
-        if not chosen:
-            raise LookupError(f"{args.file}: no trace id starts with {args.trace!r}")
-    if args.status is not None:
-        chosen = [t for t in chosen if t.status == args.status]
-    if args.name is not None:
-        chosen = [t for t in chosen if args.name in (t.name, root_name(t))]
+def select(traces: Iterable[Trace], args: argparse.Namespace) -> list[Trace]:
+    """The traces the selection options ask for, in the order read. An id prefix that
+    matches no trace is a mistake (LookupError); other options may simply match nothing."""
+    return list(stream_select(traces, args))
+
+
+def stream_select(traces: Iterable[Trace], args: argparse.Namespace) -> Iterator[Trace]:
+    """`select` as the traces are read: holds none of them, or the last N for `--last`.
+    The LookupError for an id prefix that matched nothing comes once all were read."""
+    prefix = None if args.trace is None else args.trace.lower()
+    id_found = False
+
+    def wanted(trace: Trace) -> bool:
+        nonlocal id_found
+        if prefix is not None:
+            if not trace.trace_id.lower().startswith(prefix):
+                return False
+            id_found = True
+        if args.status is not None and trace.status != args.status:
+            return False
+        return args.name is None or args.name in (trace.name, root_name(trace))
+
+    chosen: Iterable[Trace] = (t for t in traces if wanted(t))
     if args.last is not None:
-        chosen = chosen[-args.last :]
-    return chosen
+        chosen = deque(chosen, maxlen=args.last)
+    yield from chosen
+    if prefix is not None and not id_found:
+        raise LookupError(f"{files_label(args)}: no trace id starts with {args.trace!r}")
+
+
+def files_label(args: argparse.Namespace) -> str:
+    """The trace files a command was given, for messages."""
+    files = getattr(args, "files", None) or [args.file]
+    return visible(" ".join(str(f) for f in files))
+
+
+def add_files_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help=FILES_HELP)
 
 
 def positive_int(text: str) -> int:
@@ -76,20 +100,33 @@ def root_name(trace: Trace) -> str | None:
 
 def selected(args: argparse.Namespace) -> list[Trace] | None:
     """The selected traces, or None (after saying so on stderr) when there are none."""
-    from lcel_trace.reader import read_traces
+    traces = list(stream_selected(args))
+    return traces or None
 
-    traces = read_traces(args.file)
-    if traces:
-        traces = select(traces, args)
-        why = "no traces match the selection"
-    else:
-        why = "no traces"
-    if traces:
-        return traces
-    print(f"{visible(args.file)}: {why}", file=sys.stderr)
-    if getattr(args, "json", False):
-        print("[]")
-    return None
+
+def stream_selected(args: argparse.Namespace) -> Iterator[Trace]:
+    """The selected traces of `args.files` as they are read (each when its trace_end is
+    read): bounded memory. When there are none, says so on stderr (and prints `[]` for
+    `--json`) once all was read."""
+    from lcel_trace.reader import stream_traces
+
+    read = 0
+
+    def counted() -> Iterator[Trace]:
+        nonlocal read
+        for trace in stream_traces(getattr(args, "files", None) or [args.file]):
+            read += 1
+            yield trace
+
+    shown = 0
+    for trace in stream_select(counted(), args):
+        shown += 1
+        yield trace
+    if not shown:
+        why = "no traces match the selection" if read else "no traces"
+        print(f"{files_label(args)}: {why}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print("[]")
 
 
 def new_console() -> Console:

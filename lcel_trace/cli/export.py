@@ -26,7 +26,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     export.add_argument(
         "files", nargs="+", metavar="FILE", help="trace files, directories, globs, .jsonl.gz"
     )
-    export.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
+    export.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT", help="the file to write"
+    )
     export.add_argument(
         "--format", choices=FORMATS, help="default: from OUT's suffix (.parquet, .csv)"
     )

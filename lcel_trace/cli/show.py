@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from lcel_trace.cli.common import (
-    FILE_HELP,
     MODEL_RUN_TYPES,
+    add_files_arg,
     add_selection_args,
     ms,
     new_console,
-    selected,
+    stream_selected,
     token_sum,
 )
 from lcel_trace.cli.render import print_tree
@@ -23,7 +22,7 @@ from lcel_trace.span import SpanNode, Trace
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show_help = "a tree per trace: type, duration, first chunk and token, tokens, model, status"
     show = commands.add_parser("show", help=show_help, description=show_help)
-    show.add_argument("file", type=Path, help=FILE_HELP)
+    add_files_arg(show)
     show.add_argument("--json", action="store_true", help="print the traces as JSON")
     show.add_argument(
         "--content",
@@ -35,11 +34,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _show(args: argparse.Namespace) -> int:
-    traces = selected(args)
-    if traces is None:
-        return 0
+    """Each trace is printed as soon as it is read (when its trace_end is), so memory
+    holds only the traces still open, whatever the files' size."""
+    traces = stream_selected(args)
     if args.json:
-        print(json.dumps([_trace_json(t) for t in traces], indent=2))
+        # the same text as json.dumps(list, indent=2), one trace at a time
+        opened = False
+        for trace in traces:
+            item = json.dumps(_trace_json(trace), indent=2).replace("\n", "\n  ")
+            print(("[\n  " if not opened else ",\n  ") + item, end="")
+            opened = True
+        if opened:
+            print("\n]")
         return 0
     console = new_console()
     for trace in traces:
