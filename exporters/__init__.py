@@ -8,7 +8,6 @@ The contract they meet (`TraceExporter`, `ExporterCapabilities`) is declared in
 others work without it.
 """
 
-import weakref
 from typing import Any
 
 from opentelemetry.sdk.trace.export import SpanExporter as _SdkSpanExporter
@@ -20,6 +19,8 @@ from lcel_trace.export import (
     SpanExporter,
     TraceExporter,
     processor_for,
+    stand_in,
+    stand_in_for,
 )
 
 from .jsonl import JsonlExporter
@@ -38,8 +39,6 @@ __all__ = [
     "hand_in",
 ]
 
-_wrapped: "weakref.WeakKeyDictionary[_SdkSpanExporter, OtelExporter]" = weakref.WeakKeyDictionary()
-
 
 def hand_in(exporter: object) -> ExportProcessor:
     """The processor for an object handed in as an exporter (`trace()`, `instrument()`,
@@ -47,11 +46,8 @@ def hand_in(exporter: object) -> ExportProcessor:
     `SpanExporter` inside `OtelExporter.around` (the same wrapper each time it is handed
     in); anything else refused with a `TypeError` that says what to pass. Making the
     processor reads the exporter's capabilities, once."""
-    if isinstance(exporter, _SdkSpanExporter):
-        wrapper = _wrapped.get(exporter)
-        if wrapper is None or wrapper._shut_down:
-            wrapper = _wrapped[exporter] = OtelExporter.around(exporter)
-        return processor_for(wrapper)
+    if isinstance(exporter, _SdkSpanExporter) and stand_in_for(exporter) is None:
+        stand_in(exporter, OtelExporter.around(exporter))
     return processor_for(exporter)  # type: ignore[arg-type]  # refused there if it is not one
 
 

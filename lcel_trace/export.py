@@ -65,6 +65,8 @@ __all__ = [
     "exporter_stats",
     "flush_all",
     "processor_for",
+    "stand_in",
+    "stand_in_for",
     "warn_once",
 ]
 
@@ -326,9 +328,12 @@ class ExportProcessor:
         return dropped
 
     def drain(self, timeout_s: float | None = None) -> bool:
-        """Wait until everything queued so far was handed to the exporter."""
+        """Wait until everything queued so far was handed to the exporter (at once, and
+        without waking its worker, when nothing is queued)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
+            if not self._queue and not self._in_flight:
+                return True
             self._hurry += 1
             self._cond.notify_all()
             try:
@@ -488,9 +493,30 @@ def processor_for(exporter: TraceExporter) -> ExportProcessor:
     The processor holds its exporter, so the id key stays unique while it is alive;
     the registry holds processors weakly, so neither outlives its users.
     """
+    exporter = stand_in_for(exporter) or exporter
     if isinstance(exporter, BaseExporter):
         return exporter.processor
     return _registered(exporter)
+
+
+_stand_ins: weakref.WeakKeyDictionary[Any, TraceExporter] = weakref.WeakKeyDictionary()
+
+
+def stand_in(original: object, exporter: TraceExporter) -> None:
+    """Remember that `exporter` exports for `original` (an OpenTelemetry SDK exporter
+    handed in), so `processor_for(original)` and `exporter_stats(original)` find it."""
+    _stand_ins[original] = exporter
+
+
+def stand_in_for(original: object) -> TraceExporter | None:
+    """The live exporter standing in for `original`, if one does."""
+    try:
+        exporter = _stand_ins.get(original)
+    except TypeError:  # neither hashable nor weakly referable: never stood in for
+        return None
+    if isinstance(exporter, BaseExporter) and exporter._shut_down:
+        return None
+    return exporter
 
 
 def _registered(exporter: TraceExporter) -> ExportProcessor:

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lcel_trace import Span, flush_all, trace
+from lcel_trace import Span, export, exporter_stats, flush_all, trace
 from lcel_trace.export import ExporterCapabilities, TraceExporter, processor_for
 from lcel_trace.exporters import (
     BaseExporter,
@@ -61,7 +61,9 @@ def test_an_opentelemetry_sdk_span_exporter_handed_to_trace_receives_the_spans()
     wrapper = hand_in(memory).exporter
     assert isinstance(wrapper, OtelExporter)
     assert hand_in(memory).exporter is wrapper  # one wrapper per handed-in exporter
+    assert exporter_stats(memory).failed_calls == 0  # the stats of the one standing in
     wrapper.shutdown()
+    assert hand_in(memory).exporter is not wrapper  # a shut-down one is replaced
 
 
 def test_console_span_exporter_handed_to_trace_prints_the_spans() -> None:
@@ -185,6 +187,20 @@ def test_force_flush_with_nothing_queued_returns_true_even_with_no_time_to_wait(
         trace(chain(), exporters=[exporter]).invoke("hi")
         assert exporter.force_flush(timeout_s=30) is True
     assert exporter.force_flush(timeout_s=0) is True  # drained: nothing left to wait for
+    exporter.shutdown()
+
+
+def test_a_flush_with_nothing_queued_leaves_the_worker_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "WORKER_IDLE_S", 3600.0)  # only a wake-up would end it
+    exporter = JsonlExporter(tmp_path / "runs.jsonl")
+    trace(chain(), exporters=[exporter]).invoke("hi")
+    assert exporter.force_flush(30)
+    worker = exporter.processor._thread
+    assert worker is not None
+    assert exporter.force_flush(0)
+    assert exporter.processor._thread is worker  # not woken, so not sent idle
     exporter.shutdown()
 
 
