@@ -33,7 +33,6 @@ import json
 import os
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextvars import Token
@@ -85,7 +84,7 @@ from lcel_trace.context import TraceOptions, new_trace_id
 from lcel_trace.export import SpanExporter
 from lcel_trace.recorder import Recorder
 from lcel_trace.redact import Redact, Redactor
-from lcel_trace.replay import MAX_GAP_S, RecordedError
+from lcel_trace.replay import RecordedError, _Pacer
 from lcel_trace.session import TraceSession
 from lcel_trace.span import SpanError
 
@@ -818,37 +817,6 @@ def _exception_class(qualified: str) -> type[Exception] | None:
             return found
         return None
     return None
-
-
-class _Pacer:
-    """Waits out recorded gaps divided by `speed` (0 = never waits); each gap capped at
-    `replay.MAX_GAP_S`, as every replay of an untrusted file is."""
-
-    def __init__(self, speed: float) -> None:
-        self.speed = speed
-        self._last: int | None = None
-        self._due = time.monotonic()
-
-    def _delay(self, ts_ns: int) -> float:
-        if not self.speed:
-            return 0.0
-        if self._last is None:
-            self._last, self._due = ts_ns, time.monotonic()
-            return 0.0
-        gap = min(max(ts_ns - self._last, 0) / 1e9, MAX_GAP_S)
-        self._last = max(ts_ns, self._last)
-        self._due += gap / self.speed
-        return max(0.0, self._due - time.monotonic())
-
-    def wait_sync(self, ts_ns: int) -> None:
-        delay = self._delay(ts_ns)
-        if delay:
-            time.sleep(delay)
-
-    async def wait(self, ts_ns: int) -> None:
-        delay = self._delay(ts_ns)
-        if delay:
-            await asyncio.sleep(delay)
 
 
 # -- recording ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,33 @@ def test_stream_yields_the_recorded_chunk_sequence_usage_chunk_included(tmp_path
     assert span.usage is not None
     assert span.usage.output_tokens == 5
     assert span.chunk_count == len(live)
+
+
+def test_speed_scales_the_recorded_chunk_timing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lcel_trace._cassette_file import read_recordings
+
+    path = tmp_path / "paced.jsonl"
+    with OpenAIServer(["one two three four five six"], token_delay_s=0.05) as server:
+        model = chat(server)
+        with cassette(path):
+            live = list(model.stream("count"))
+    (recording,) = read_recordings(path)
+    recorded_s = (recording.chunks[-1][0] - recording.chunks[0][0]) / 1e9
+    assert recorded_s > 0.2
+
+    asked: list[float] = []  # the waits the replay asks for, not waited out here
+    clock = type("Clock", (), {"sleep": staticmethod(asked.append)})
+    clock.perf_counter_ns = staticmethod(time.perf_counter_ns)  # type: ignore[attr-defined]
+    monkeypatch.setattr("lcel_trace.replay.time", clock)
+    with cassette(path, "replay", speed=2.0):
+        assert list(model.stream("count")) == live
+    assert recorded_s / 2 * 0.8 <= max(asked) <= recorded_s / 2 + 0.05
+    asked.clear()
+    with cassette(path, "replay"):  # speed 0, the default: no waiting at all
+        assert list(model.stream("count")) == live
+    assert asked == []
 
 
 def test_recorded_http_error_is_raised_again_as_the_same_type(tmp_path: Path) -> None:

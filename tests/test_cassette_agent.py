@@ -60,7 +60,11 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def build_agent(base_url: str) -> CompiledStateGraph[Any, Any, Any, Any]:
+def build_agent(
+    base_url: str, *, asynchronous: bool = False
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The ReAct loop; with `asynchronous`, its model node awaits `ainvoke` (and the
+    tool node, driven by `astream`, runs the tools' async paths)."""
     search = create_retriever_tool(ParrotDocs(), "search_docs", "Search the parrot notes.")
     tools = [search, add]
     model = ChatOpenAI(
@@ -74,7 +78,7 @@ def build_agent(base_url: str) -> CompiledStateGraph[Any, Any, Any, Any]:
         return {"messages": [await model.ainvoke(state["messages"])]}
 
     graph = StateGraph(MessagesState)
-    graph.add_node("agent", agent)
+    graph.add_node("agent", aagent if asynchronous else agent)
     graph.add_node("tools", ToolNode(tools))
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition)
@@ -198,7 +202,7 @@ def test_agent_replays_under_astream_with_the_recorded_chunks(tmp_path: Path) ->
     path = tmp_path / "agent-stream.jsonl"
 
     async def run(base_url: str) -> list[tuple[Any, ...]]:
-        agent = build_agent(base_url)
+        agent = build_agent(base_url, asynchronous=True)
         seen = []
         async for chunk, meta in agent.astream(
             {"messages": [HumanMessage(QUESTION)]}, stream_mode="messages"
@@ -215,13 +219,18 @@ def test_agent_replays_under_astream_with_the_recorded_chunks(tmp_path: Path) ->
             )
         return seen
 
+    everything = ("models", "tools", "retrievers")
     with OpenAIServer(SCRIPT) as server:
-        with cassette(path):
+        SIDE_EFFECTS.clear()
+        with cassette(path, replay=everything):
             live = asyncio.run(run(server.base_url))
         assert len(server.requests) == 3
-    with cassette(path, "replay") as tape:
+        assert SIDE_EFFECTS == ["search parrot vocabulary", "add 100 3"]
+    SIDE_EFFECTS.clear()
+    with cassette(path, "replay", replay=everything) as tape:
         replayed = asyncio.run(run(server.base_url))
-    assert tape.replayed == 3
+    assert tape.replayed == 5
+    assert SIDE_EFFECTS == []
     assert len(server.requests) == 3
     assert replayed == live
     assert sum(1 for row in live if row[0] == "agent") > 3  # the model really streamed
