@@ -21,7 +21,7 @@ from typing import Any
 
 from lcel_trace.span import Span
 
-__all__ = ["Cost", "available", "price_source", "span_cost", "total_cost"]
+__all__ = ["Cost", "available", "price_source", "priceable", "span_cost", "total_cost"]
 
 MODEL_RUN_TYPES = frozenset(("chat_model", "llm"))
 # LangChain's `ls_provider` names where genai-prices calls the provider otherwise.
@@ -96,6 +96,21 @@ def span_cost(span: Span) -> Cost | None:
     provider = _text(span.attributes.get("provider")) or _text(span.metadata.get("ls_provider"))
     day = datetime.fromtimestamp(span.start_ns / 1e9, tz=UTC).date().isoformat()
     return _priced(model, provider, input_tokens, output_tokens, day)
+
+
+def priceable(span: Span) -> bool:
+    """Whether a price can be looked up for `span`: a model call with its model name and
+    both token counts, and the price list installed. A priceable span whose cost is
+    None is a model the list does not know: shown as unknown."""
+    usage = span.usage
+    return (
+        span.run_type in MODEL_RUN_TYPES
+        and bool(span.model or span.metadata.get("ls_model_name"))
+        and usage is not None
+        and usage.input_tokens is not None
+        and usage.output_tokens is not None
+        and available()
+    )
 
 
 def total_cost(spans: Iterable[Span]) -> tuple[float | None, bool]:

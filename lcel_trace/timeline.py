@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from lcel_trace.cost import MODEL_RUN_TYPES, priceable, span_cost, total_cost
 from lcel_trace.records import to_line
 from lcel_trace.span import Span, Trace
 
@@ -170,7 +171,8 @@ _JS = r"""
       current.status + " \u00b7 " +
       ms(current.duration_ns) + " \u00b7 " + current.spans.length + " spans" +
       (tok.total ? " \u00b7 " + tok.total + " tokens (" + tok.input + " in, " +
-        tok.output + " out)" : "")));
+        tok.output + " out)" : "") +
+      (current.cost ? " \u00b7 cost " + current.cost : "")));
     buildAxis();
     computeVisible();
     viewport.scrollTop = 0;
@@ -232,6 +234,9 @@ _JS = r"""
     var model = s.detail.model ? [s.detail.model] : [];
     var tk = tokens(s.usage);
     if (tk !== null) model.push(s.usage_is_trace_total ? tk + " (whole trace)" : tk);
+    if (s.detail.cost && s.detail.cost.usd !== undefined) {
+      model.push("$" + s.detail.cost.usd.toFixed(6));
+    }
     if (model.length) head.appendChild(el("span", "model", model.join(" \u00b7 ")));
     label.appendChild(head);
     var facts = [s.run_type, ms(s.end - s.start)];
@@ -298,6 +303,7 @@ _JS = r"""
     box.appendChild(table);
     if (d.error) section(box, "error", d.error.type + ": " + d.error.message);
     section(box, s.usage_is_trace_total ? "usage (the whole trace)" : "usage", s.usage);
+    if (d.cost) section(box, "cost (USD)", d.cost);
     section(box, "inputs", d.inputs);
     section(box, "outputs", d.outputs);
     section(box, "attributes", d.attributes);
@@ -412,7 +418,13 @@ def _trace_data(trace: Trace) -> dict[str, Any]:
         }
         spans[0]["usage_is_trace_total"] = True
     started = datetime.fromtimestamp(trace.start_ns / 1e9, tz=UTC)
+    models = [span for span, _ in ordered if span.run_type in MODEL_RUN_TYPES]
+    cost = None
+    if any(priceable(span) for span in models):
+        usd, partial = total_cost(models)
+        cost = "unknown" if usd is None else f"{'≥' if partial else ''}${usd:.6f}"
     return {
+        "cost": cost,
         "trace_id": trace.trace_id,
         "name": trace.name,
         "started": started.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC",
@@ -448,6 +460,7 @@ def _span_data(span: Span, depth: int, t0: int) -> dict[str, Any]:
             "span_id": span.span_id,
             "parent_id": span.parent_id,
             "model": span.model,
+            "cost": _cost(span),
             "chunk_count": span.chunk_count,
             "error": line["error"],
             "inputs": _readable(line["inputs"]),
@@ -457,6 +470,21 @@ def _span_data(span: Span, depth: int, t0: int) -> dict[str, Any]:
             "metadata": _readable(line["metadata"]),
             "events": _readable(line["events"]),
         },
+    }
+
+
+def _cost(span: Span) -> dict[str, Any] | str | None:
+    """A model call's price for the details pane; "unknown" when the list lacks it."""
+    if not priceable(span):
+        return None
+    cost = span_cost(span)
+    if cost is None:
+        return "unknown"
+    return {
+        "usd": cost.total_usd,
+        "input_usd": cost.input_usd,
+        "output_usd": cost.output_usd,
+        "source": cost.source,
     }
 
 

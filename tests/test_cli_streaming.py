@@ -87,3 +87,23 @@ def test_show_and_stats_read_directories_gzip_and_rotated_sets(tmp_path: Path) -
     table = run("stats", tmp_path)
     root_line = next(line for line in table.stdout.splitlines() if " root " in line)
     assert "≥$0.000420" in root_line
+
+
+def test_html_trace_picks_one_trace_from_many_files_and_shows_its_cost(tmp_path: Path) -> None:
+    from tests.trace_data import write
+
+    wanted = qa_trace(name="wanted", input_tokens=4000, output_tokens=400)
+    write(tmp_path / "a.jsonl", [qa_trace(name="a"), wanted])
+    write(tmp_path / "b.jsonl.gz", [qa_trace(name="b")], compress=True)
+    out = tmp_path / "page.html"
+    done = run("html", tmp_path, "--trace", wanted[0].trace_id[:12], "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert "(1 traces)" in done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert '"name":"wanted"' in page
+    assert '"name":"a"' not in page
+    assert '"cost":"$0.000840"' in page  # 4000 in, 400 out at gpt-4o-mini's price
+    assert '"source":"genai-prices ' in page
+    ambiguous = run("html", tmp_path, "--trace", "", "-o", out)
+    assert ambiguous.returncode == 2
+    assert "more than one trace" in ambiguous.stderr

@@ -31,7 +31,7 @@ def print_tree(console: Console, trace: Trace, *, content: bool = False) -> None
     if model_spans:
         tokens_in, tokens_out = token_sum(model_spans, "input"), token_sum(model_spans, "output")
         header.append(f", tokens {tokens_in} in / {tokens_out} out")
-        if any(_priceable(s) for s in model_spans):
+        if any(pricing.priceable(s) for s in model_spans):
             header.append(f", {_cost_text(*pricing.total_cost(model_spans))}")
     tree = Tree(header)
     if trace.spans:
@@ -88,7 +88,7 @@ def _span_label(span: Span) -> Text:
         facts.append("tokens unknown")
     if span.model:
         facts.append(visible(span.model))
-    cost = pricing.span_cost(span) if _priceable(span) else None
+    cost = pricing.span_cost(span) if pricing.priceable(span) else None
     if cost is not None:  # an unknown one is said once, in the trace's header
         facts.append(_cost_text(cost.total_usd, False))
     label = Text.assemble(
@@ -99,20 +99,6 @@ def _span_label(span: Span) -> Text:
     if span.error:
         label.append(f" {visible(span.error.type)}: {visible(span.error.message)}")
     return label
-
-
-def _priceable(span: Span) -> bool:
-    """Whether a cost can be looked up: a model call with a model name and its usage
-    (else "tokens unknown" already says why there is no cost)."""
-    usage = span.usage
-    return (
-        span.run_type in MODEL_RUN_TYPES
-        and bool(span.model)
-        and usage is not None
-        and usage.input_tokens is not None
-        and usage.output_tokens is not None
-        and pricing.available()
-    )
 
 
 def _cost_text(usd: float | None, partial: bool) -> str:
