@@ -79,6 +79,9 @@ settings, which change how an answer travels but not what it says (the model's t
 and name are keyed on their own)."""
 
 _ABSENT = "<absent>"
+RECORDED_MAX_CHARS = 1_000_000
+"""`JsonlExporter`'s default `max_value_chars`: a live value is cut as the file's was,
+so a request longer than that still matches its recording (a test keeps them equal)."""
 
 
 def request_key(request: Mapping[str, Any]) -> str:
@@ -187,7 +190,7 @@ def live_retriever_request(name: str, query: str, redactor: Redactor) -> dict[st
 
 def _as_recorded(value: Any, redactor: Redactor) -> Any:
     """`value` as a trace file would give it back: scrubbed, serialised, rebuilt."""
-    return from_jsonable(to_jsonable(redactor.content(value)))
+    return from_jsonable(to_jsonable(redactor.content(value), RECORDED_MAX_CHARS))
 
 
 def live_chat_request(

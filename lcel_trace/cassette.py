@@ -361,14 +361,15 @@ class Cassette:
                     f"  nearest recorded: key {nearest.key} ({nearest.label}, call {position} "
                     f"of {len(self._recordings)}, trace {nearest.trace_id})"
                 )
-                path, before, after = diffs[0]
-                more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
-                lines.append(
-                    f"  first difference: {path}: recorded {_shown(before)} / now "
-                    f"{_shown(after)}{more}"
-                )
+                if diffs:
+                    path, before, after = diffs[0]
+                    more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+                    lines.append(
+                        f"  first difference: {path}: recorded {_shown(before)} / now "
+                        f"{_shown(after)}{more}"
+                    )
             else:
-                lines.append("  the file holds no model calls")
+                lines.append(f"  the file holds no recorded {kind.replace('_', ' ')} calls")
         lines.append(
             "  to re-record: mode='new' records what changed and keeps the rest "
             "(pytest: --lcel-record-mode=new); or delete the file and run with mode='once'"
@@ -394,8 +395,8 @@ def _split(
     """A provider method's `(messages_or_prompt, stop=None, run_manager=None, **kwargs)`."""
     rest = dict(kwargs)
     positional = list(args)
-    names = ("messages" if "messages" in rest else "prompts" if "prompts" in rest else "prompt",)
-    first = positional.pop(0) if positional else rest.pop(names[0], None)
+    name = next((n for n in ("messages", "prompts", "prompt") if n in rest), "messages")
+    first = positional.pop(0) if positional else rest.pop(name, None)
     stop = positional.pop(0) if positional else rest.pop("stop", None)
     run_manager = positional.pop(0) if positional else rest.pop("run_manager", None)
     return first, stop, run_manager, rest

@@ -330,6 +330,22 @@ def test_a_redacted_recording_matches_and_the_secret_never_reaches_the_file(
     assert "[REDACTED]" in text
 
 
+def test_a_request_longer_than_the_file_keeps_still_matches(tmp_path: Path) -> None:
+    from lcel_trace import _cassette_keys
+    from lcel_trace.exporters.jsonl import DEFAULT_MAX_VALUE_CHARS
+
+    assert _cassette_keys.RECORDED_MAX_CHARS == DEFAULT_MAX_VALUE_CHARS
+    path = tmp_path / "long.jsonl"
+    long_prompt = "parrot " * 200_000  # 1.4 million characters, cut in the file
+    with OpenAIServer(["That is a lot of parrots."]) as server:
+        model = chat(server)
+        with cassette(path):
+            model.invoke(long_prompt)
+        assert "truncated" in path.read_text()
+        with cassette(path, "replay"):
+            assert model.invoke(long_prompt).content == "That is a lot of parrots."
+
+
 def test_a_hostile_cassette_is_read_by_the_untrusted_file_rules(tmp_path: Path) -> None:
     path = tmp_path / "hostile.jsonl"
     with OpenAIServer(["x"]) as server, cassette(path):
