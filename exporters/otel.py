@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
@@ -61,10 +61,24 @@ class _PendingTrace:
     chunks: dict[str, list[tuple[int, Any]]] = field(default_factory=lambda: defaultdict(list))
 
 
+class MappingOptions(TypedDict, total=False):
+    """`OtelTraceMapping`'s options, which its subclasses take as keywords too."""
+
+    max_attr_chars: int
+    capture_content: bool
+    chunk_events: bool
+    max_chunk_events: int
+    conventions: Iterable[str]
+    max_queue: int
+    session_keys: Iterable[str]
+    user_keys: Iterable[str]
+
+
 class OtelTraceMapping(BaseExporter):
     """What `OtelExporter` and `OtlpJsonExporter` share: a trace's spans kept until its
     end, then planned parents-first (`planned`) as OpenTelemetry spans: name, kind,
-    attributes, events, status; each subclass emits the plan its own way (`_emit`)."""
+    attributes, events, status; each subclass emits the plan its own way (`_emit`).
+    Its options (`MappingOptions`) are `OtelExporter`'s, documented there."""
 
     def __init__(
         self,
@@ -240,25 +254,9 @@ class OtelExporter(OtelTraceMapping):
         tracer_provider: TracerProvider | None = None,
         *,
         meter_provider: MeterProvider | None = None,
-        max_attr_chars: int = 4096,
-        capture_content: bool = True,
-        chunk_events: bool = False,
-        max_chunk_events: int = 128,
-        conventions: Iterable[str] = ("gen_ai",),
-        max_queue: int = DEFAULT_MAX_QUEUE,
-        session_keys: Iterable[str] = SESSION_KEYS,
-        user_keys: Iterable[str] = USER_KEYS,
+        **options: Unpack[MappingOptions],
     ) -> None:
-        super().__init__(
-            max_attr_chars=max_attr_chars,
-            capture_content=capture_content,
-            chunk_events=chunk_events,
-            max_chunk_events=max_chunk_events,
-            conventions=conventions,
-            max_queue=max_queue,
-            session_keys=session_keys,
-            user_keys=user_keys,
-        )
+        super().__init__(**options)
         # Without an explicit provider, the global one is looked up when spans are
         # emitted: an exporter made before `set_tracer_provider` still uses the SDK's.
         self._explicit_provider = tracer_provider
@@ -288,7 +286,7 @@ class OtelExporter(OtelTraceMapping):
         self._owned_provider: SdkTracerProvider | None = None
 
     @classmethod
-    def around(cls, exporter: SdkSpanExporter, **options: Any) -> OtelExporter:
+    def around(cls, exporter: SdkSpanExporter, **options: Unpack[MappingOptions]) -> OtelExporter:
         """Spans for an OpenTelemetry SDK `SpanExporter` (`ConsoleSpanExporter`,
         `OTLPSpanExporter`, ...): a `TracerProvider` of this exporter's own (resource from
         the `OTEL_*` environment) sends them through a `BatchSpanProcessor`. What

@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -23,12 +23,10 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from lcel_trace.export import DEFAULT_MAX_QUEUE
 from lcel_trace.json_text import dumps_bytes
 from lcel_trace.otel_context import span_id_of
 
-from .otel import OtelTraceMapping, _PendingTrace
-from .otel_attributes import SESSION_KEYS, USER_KEYS
+from .otel import MappingOptions, OtelTraceMapping, _PendingTrace
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _SCOPE = InstrumentationScope("lcel-trace")
@@ -38,27 +36,16 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 class OtlpJsonExporter(OtelTraceMapping):
     """Appends one OTLP/JSON line per trace to `path`; `resource` describes the service.
 
-    The spans are `OtelExporter`'s, GenAI conventions only; `max_attr_chars`,
-    `capture_content`, `session_keys` and `user_keys` are its options of the same names."""
+    The spans are `OtelExporter`'s, and so are the other options (`MappingOptions`)."""
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
         resource: Resource | None = None,
-        max_attr_chars: int = 4096,
-        capture_content: bool = True,
-        max_queue: int = DEFAULT_MAX_QUEUE,
-        session_keys: Iterable[str] = SESSION_KEYS,
-        user_keys: Iterable[str] = USER_KEYS,
+        **options: Unpack[MappingOptions],
     ) -> None:
-        super().__init__(
-            max_attr_chars=max_attr_chars,
-            capture_content=capture_content,
-            max_queue=max_queue,
-            session_keys=session_keys,
-            user_keys=user_keys,
-        )
+        super().__init__(**options)
         self.path = Path(path)
         self.resource = resource or Resource.create({})
         try:
