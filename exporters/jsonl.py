@@ -29,6 +29,8 @@ from lcel_trace.export import (
 from lcel_trace.records import encode_line
 from lcel_trace.span import Record, Span, TraceEnd, TraceEvent, TraceStart
 
+from .rotating import RotatingFile
+
 __all__ = ["DEFAULT_MAX_ATTR_CHARS", "DEFAULT_MAX_VALUE_CHARS", "JsonlExporter"]
 DEFAULT_MAX_ATTR_CHARS = 1_000_000
 """Longest content string written as is; longer ones are cut, ending in
@@ -52,6 +54,12 @@ class JsonlExporter(BaseExporter):
     cut and marked, so one huge input cannot make a line unwritable or unreadable
     (`max_value_chars` is its deprecated name). The traced runnable's own
     `max_attr_chars` does not cut the file: it is the record that replays the call.
+
+    With `max_bytes`, the file rotates like `logging.handlers.RotatingFileHandler`:
+    `path` becomes `path.1` (`path.1.gz` with `compress`) once the next lines would pass
+    `max_bytes`, keeping `backup_count` backups; safe with several processes appending
+    to the same path (`lcel_trace.exporters.rotating` says what holds). Every reader
+    and command reads the set, oldest first.
     """
 
     def __init__(
@@ -63,6 +71,9 @@ class JsonlExporter(BaseExporter):
         max_attr_chars: int | None = DEFAULT_MAX_ATTR_CHARS,
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_value_chars: int | None = _UNSET,
+        max_bytes: int | None = None,
+        backup_count: int = 5,
+        compress: bool = False,
     ) -> None:
         super().__init__()
         if record_chunks not in ("none", "root", "all"):
@@ -95,6 +106,17 @@ class JsonlExporter(BaseExporter):
         parent = self.path.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise OSError(f"cannot open trace file {self.path}: {parent} is not a writable folder")
+        self._rotating = (
+            None
+            if max_bytes is None
+            else RotatingFile(
+                self.path,
+                max_bytes=max_bytes,
+                backup_count=backup_count,
+                compress=compress,
+                fsync=fsync,
+            )
+        )
 
     def on_batch(self, records: Sequence[Record]) -> None:
         """Encode the hand-offs and append them with a single write (one per
@@ -159,7 +181,10 @@ class JsonlExporter(BaseExporter):
         return line
 
     def _write_lines(self, lines: list[bytes]) -> None:
-        self._write(b"".join(lines))
+        if self._rotating is not None and not self._finished:
+            self._rotating.write_lines(lines)
+        else:
+            self._write(b"".join(lines))
         self.lines_written += len(lines)
 
     def export(self, spans: Sequence[Span]) -> None:
@@ -203,6 +228,8 @@ class JsonlExporter(BaseExporter):
         self._close_file()
 
     def _close_file(self) -> None:
+        if self._rotating is not None:
+            self._rotating.close()
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)

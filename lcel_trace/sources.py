@@ -113,6 +113,9 @@ def _rotation_set(path: Path) -> list[Path]:
             backups.append((int(found["index"]), candidate))
     if not backups:
         return [path]
+    zipped = {index for index, p in backups if p.name.endswith(".gz")}
+    # runs.jsonl.1 beside runs.jsonl.1.gz: a rotation stopped after compressing it
+    backups = [(i, p) for i, p in backups if p.name.endswith(".gz") or i not in zipped]
     backups.sort(key=lambda pair: (-pair[0], pair[1].name.endswith(".gz")))
     files = [p for _, p in backups]
     if base.is_file():
