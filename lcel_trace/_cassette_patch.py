@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,6 +34,7 @@ from langchain_core.tools import BaseTool
 
 __all__ = [
     "Interceptor",
+    "StrayCallWarning",
     "active_interceptor",
     "install",
     "live_call",
@@ -245,6 +247,22 @@ def _tool_guard(function: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+class StrayCallWarning(UserWarning):
+    """A call ran live while a cassette was active elsewhere in the process: it was made
+    in a context that does not carry the cassette (a thread started without copying the
+    context, `contextvars.copy_context().run` or LangChain's executors do)."""
+
+
+def _warn_stray(target: Any, name: str) -> None:
+    warnings.warn(
+        f"{type(target).__name__}.{name} ran live while a cassette is active: the call's "
+        "context does not carry the cassette (start threads with "
+        "contextvars.copy_context().run, as LangChain's executors do)",
+        StrayCallWarning,
+        stacklevel=3,
+    )
+
+
 def _provider_wrapper(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """A plain function standing for `function`: the original's result (a value, a
     coroutine or an iterator) when no cassette is active, the cassette's otherwise.
@@ -261,6 +279,8 @@ def _provider_wrapper(name: str, function: Callable[..., Any]) -> Callable[..., 
             or _live.get() is self
             or getattr(type(self), name, None) is not provider_method
         ):
+            if interceptor is None and getattr(type(self), name, None) is provider_method:
+                _warn_stray(self, name)
             return function(self, *args, **kwargs)
         return interceptor.call(self, name, functools.partial(function, self), args, kwargs)
 

@@ -79,6 +79,7 @@ from lcel_trace._cassette_keys import (
     live_tool_request,
     request_key,
 )
+from lcel_trace._cassette_patch import StrayCallWarning
 from lcel_trace.clock import now_ns
 from lcel_trace.context import TraceOptions, new_trace_id
 from lcel_trace.export import SpanExporter
@@ -88,7 +89,15 @@ from lcel_trace.replay import RecordedError, _Pacer
 from lcel_trace.session import TraceSession
 from lcel_trace.span import SpanError
 
-__all__ = ["MODES", "Cassette", "CassetteMiss", "Mode", "UnusableCassetteError", "cassette"]
+__all__ = [
+    "MODES",
+    "Cassette",
+    "CassetteMiss",
+    "Mode",
+    "StrayCallWarning",
+    "UnusableCassetteError",
+    "cassette",
+]
 
 Mode = Literal["once", "replay", "record", "new"]
 MODES: tuple[Mode, ...] = ("once", "replay", "record", "new")

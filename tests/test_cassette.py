@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +432,33 @@ def test_outside_a_cassette_models_are_untouched(tmp_path: Path) -> None:
         assert len(server.requests) == 2
     assert ChatOpenAI._generate.__name__ == "_generate"
     assert not hasattr(ChatOpenAI.__dict__.get("_generate"), "__lcel_cassette_original__")
+
+
+def test_a_call_from_a_thread_without_the_context_warns_that_it_ran_live(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    from lcel_trace._cassette_patch import StrayCallWarning
+
+    path = tmp_path / "thread.jsonl"
+    with OpenAIServer(["from the thread"]) as server:
+        model = chat(server)
+        caught: list[warnings.WarningMessage] = []
+
+        def in_thread() -> None:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                model.invoke("hello")
+            caught.extend(seen)
+
+        with cassette(path, "record"):
+            worker = threading.Thread(target=in_thread)  # does not copy the context
+            worker.start()
+            worker.join(30)
+        assert len(server.requests) == 1
+    assert [w.category for w in caught] == [StrayCallWarning]
+    assert "ran live while a cassette is active" in str(caught[0].message)
 
 
 def test_a_message_list_with_tool_results_is_keyed_on_call_ids(tmp_path: Path) -> None:
