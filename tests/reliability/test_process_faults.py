@@ -157,13 +157,17 @@ def test_forks_under_load_export_their_own_traces_once_and_never_hang(tmp_path: 
     assert summary["busy_forks"] > 0, "no fork happened while records were queued"
 
     starts: dict[str, int] = {}
-    inputs: list[str] = []
+    roots: list[str] = []
+    given: dict[str, str] = {}  # run id -> input, from start event lines (lcel-trace/2)
     for line in path.read_text().splitlines():
         record = json.loads(line)
         if record["type"] == "trace_start":
             starts[record["trace_id"]] = starts.get(record["trace_id"], 0) + 1
+        elif record["type"] == "event" and record["kind"] == "start":
+            given[record["run_id"]] = record["data"]["input"]
         elif record["type"] == "span" and record["parent_id"] is None:
-            inputs.append(record["inputs"])
+            roots.append(record["span_id"])
+    inputs = [given[span_id] for span_id in roots]
     assert all(n == 1 for n in starts.values()), "a trace was written twice"
     assert len(inputs) == len(set(inputs)), "a root span was written twice"
     children = [i for i in inputs if i.startswith("child-")]
