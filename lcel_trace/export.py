@@ -158,7 +158,7 @@ class ExporterCapabilities:
         return _CHUNK_LEVELS[self.chunks]
 
 
-SPANS_ONLY = ExporterCapabilities()
+_SPANS_ONLY = ExporterCapabilities()
 _SPANS_AND_EVENTS = ExporterCapabilities(receives="records", events=True)
 
 
@@ -190,7 +190,7 @@ def capabilities_of(exporter: object) -> ExporterCapabilities:
                 "`capabilities = ExporterCapabilities(receives='records', ...)` "
                 "(lcel_trace.export), or subclass lcel_trace.exporters.BaseExporter."
             )
-        return _SPANS_AND_EVENTS if callable(getattr(exporter, "on_event", None)) else SPANS_ONLY
+        return _SPANS_AND_EVENTS if callable(getattr(exporter, "on_event", None)) else _SPANS_ONLY
     if not isinstance(declared, ExporterCapabilities):
         raise TypeError(
             f"{name}.capabilities must be an ExporterCapabilities, got {type(declared).__name__}"
