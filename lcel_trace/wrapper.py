@@ -516,7 +516,9 @@ class TracedRunnable(Runnable[Input, Output]):
                 self._fail(session, exc)
                 raise
             return awaiting(session, awaitable)
-        keep = _event_filter(kwargs) if self._event_version(kwargs) in ("v2", None) else None
+        keep = None
+        if self._event_version(kwargs) in ("v2", None):
+            keep = _event_filter(kwargs, input)
         if keep is not None:
             # LangChain drops filtered-out runs' events, chunks included, before we could
             # count them: ask for every event, and hand on only those the filter keeps
@@ -571,22 +573,33 @@ _EVENT_FILTERS = (
 )
 
 
-def _event_filter(kwargs: Mapping[str, Any]) -> Callable[[Any], bool] | None:
-    """LangChain's own v2 event filter for the filters given, or None without any."""
+def _event_filter(kwargs: Mapping[str, Any], value: Any) -> Callable[[Any], bool] | None:
+    """LangChain's own v2 event filter for the filters given, or None without any.
+
+    As LangChain does for the first event it sends, the first event kept carries the
+    call's input, and the end of that run does not repeat it."""
     filters = {k: kwargs[k] for k in _EVENT_FILTERS if kwargs.get(k) is not None}
     if not filters:
         return None
     root_filter = _RootEventFilter(**filters)
+    first_run_id: list[Any] = []
 
     def keep(event: Any) -> bool:
-        # the type LangChain filters on: the run's type, or a custom event's name
         try:
             name = event["event"]
+            # the type LangChain filters on: the run's type, or a custom event's name
             kind = event["name"] if name == "on_custom_event" else name[3:].rpartition("_")[0]
-            return root_filter.include_event(event, kind)
+            if not root_filter.include_event(event, kind):
+                return False
+            data = event["data"]
+            if not first_run_id:
+                first_run_id.append(event["run_id"])
+                data["input"] = value
+            elif event["run_id"] == first_run_id[0] and name.endswith("_end") and "input" in data:
+                del data["input"]
         except Exception as exc:
             report_internal_error("event_filter", exc)
-            return True
+        return True
 
     return keep
 
