@@ -391,6 +391,13 @@ def main() -> None:
         action="store_true",
         help="only the per-call rows (invoke, ainvoke, batch/abatch of 50; sustained loop)",
     )
+    parser.add_argument(
+        "--cli-bytes",
+        type=float,
+        metavar="N",
+        help="with --cli: also the data rows (validate/stats/show/export/sql/html --trace, "
+        "peak RSS and s/GB beside DuckDB's read_json) on a generated file of N bytes (1e9)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("TRACER", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -410,6 +417,14 @@ def main() -> None:
     if args.cli:
         section = cli_section(args.rounds or 3)
         print(f"\n{section}", flush=True)
+        if args.cli_bytes:
+            from cli_data import large_file_section
+
+            data_section = large_file_section(
+                int(args.cli_bytes), cli_trace_file, rounds=args.rounds or 1
+            )
+            print(f"\n{data_section}", flush=True)
+            section += f"\n\n{data_section}"
         if args.markdown:
             args.markdown.write_text(f"{header}\n\n{section}\n", encoding="utf-8")
         return
@@ -508,7 +523,9 @@ CLI_TRACES = 2_000
 CLI_TARGET_BYTES = 36 * 1024 * 1024
 
 
-def cli_trace_file(path: Path, traces: int = CLI_TRACES) -> int:
+def cli_trace_file(
+    path: Path, traces: int = CLI_TRACES, target_bytes: int = CLI_TARGET_BYTES
+) -> int:
     """A JSONL file of `traces` quickstart-shaped traces (chain, prompt, chat model,
     parser; inputs, outputs and 100 recorded root chunks each), about 36 MB for 2,000;
     returns its size in bytes."""
@@ -604,7 +621,7 @@ def cli_trace_file(path: Path, traces: int = CLI_TRACES) -> int:
 
     base = len(one(0, ""))
     per_char = len(one(0, "x" * 1000)) - base
-    size = max(0, CLI_TARGET_BYTES // traces - base) * 1000 // max(per_char, 1)
+    size = max(0, target_bytes // traces - base) * 1000 // max(per_char, 1)
     text = ("parrots repeat what they hear " * (size // 30 + 1))[:size]
     with path.open("wb") as out:
         for n in range(traces):
