@@ -365,13 +365,14 @@ def span_tree(spans: Sequence[Span], root_run_id: str | None = None) -> SpanNode
             walked += 1
 
     grow(0)
-    for position in sorted(range(len(spans)), key=lambda i: spans[i].start_ns):
-        if position not in placed:  # not reachable from the root: under it
-            placed.add(position)
-            kids[root].append(position)
-            order.append(position)
-            grow(len(order) - 1)
-    kids[root].sort(key=lambda i: spans[i].start_ns)
+    if len(placed) < len(spans):  # some are not reachable from the root: under it
+        for position in sorted(range(len(spans)), key=lambda i: spans[i].start_ns):
+            if position not in placed:
+                placed.add(position)
+                kids[root].append(position)
+                order.append(position)
+                grow(len(order) - 1)
+        kids[root].sort(key=lambda i: spans[i].start_ns)
     nodes: dict[int, SpanNode] = {}
     for position in reversed(order):
         children = tuple(nodes.pop(i) for i in kids[position])
