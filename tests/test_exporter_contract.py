@@ -27,6 +27,7 @@ from lcel_trace.exporters import (
     StructlogExporter,
     hand_in,
 )
+from lcel_trace.replay import reexport
 
 
 def chain() -> Runnable[str, str]:
@@ -64,6 +65,22 @@ def test_an_opentelemetry_sdk_span_exporter_handed_to_trace_receives_the_spans()
     assert exporter_stats(memory).failed_calls == 0  # the stats of the one standing in
     wrapper.shutdown()
     assert hand_in(memory).exporter is not wrapper  # a shut-down one is replaced
+
+
+def test_an_opentelemetry_sdk_span_exporter_handed_to_reexport_receives_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.jsonl"
+    with JsonlExporter(path) as jsonl:
+        trace(chain(), exporters=[jsonl]).invoke("hi")
+    memory = InMemorySpanExporter()
+    assert reexport(path, [memory]) == 1
+    assert sorted(s.name for s in memory.get_finished_spans()) == [
+        "bang",
+        "invoke_workflow RunnableSequence",
+        "shout",
+    ]
+    hand_in(memory).exporter.shutdown()
 
 
 def test_console_span_exporter_handed_to_trace_prints_the_spans() -> None:
