@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypedDict, Unpack
+from typing import Any, ClassVar, NamedTuple, TypedDict, Unpack
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
@@ -194,10 +194,10 @@ class OtelTraceMapping(BaseExporter):
         return span_attributes(span, self._options(), limit=self.max_attr_chars, workflow=workflow)
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedSpan:
+class PlannedSpan(NamedTuple):
     """One OpenTelemetry span to make: for `node.span`, under `parent` (None: the trace's
-    root, under the OpenTelemetry span active when the call started, if any)."""
+    root, under the OpenTelemetry span active when the call started, if any). A tuple:
+    one is made per span on the exporter's thread, and never changed."""
 
     node: SpanNode
     parent: SpanNode | None
@@ -206,6 +206,10 @@ class PlannedSpan:
     attributes: Attributes
     events: tuple[tuple[str, Attributes, int], ...]
     status: Status
+
+
+_OK = Status(StatusCode.OK)
+_UNSET = Status(StatusCode.UNSET)
 
 
 def _outcome(
@@ -223,8 +227,8 @@ def _outcome(
         events.append(("exception", exception, span.end_ns))
         return tuple(events), Status(StatusCode.ERROR, f"{error_type}: {message}")
     if span.status == "ok":
-        return tuple(events), Status(StatusCode.OK)
-    return tuple(events), Status(StatusCode.UNSET)
+        return tuple(events), _OK
+    return tuple(events), _UNSET
 
 
 class OtelExporter(OtelTraceMapping):
