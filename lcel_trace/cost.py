@@ -14,6 +14,7 @@ input tokens are not reported by every provider, so input is priced at the full 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,15 @@ from typing import Any
 
 from lcel_trace.span import Span
 
-__all__ = ["Cost", "available", "price_source", "priceable", "span_cost", "total_cost"]
+__all__ = [
+    "Cost",
+    "available",
+    "format_usd",
+    "price_source",
+    "priceable",
+    "span_cost",
+    "total_cost",
+]
 
 MODEL_RUN_TYPES = frozenset(("chat_model", "llm"))
 # LangChain's `ls_provider` names where genai-prices calls the provider otherwise.
@@ -153,6 +162,15 @@ def _priced(
         provider=str(price.provider.id),
         source=price_source() or "genai-prices",
     )
+
+
+def format_usd(usd: float) -> str:
+    """Dollars to six decimals, or to three significant digits when smaller (a call
+    of a few tokens costs millionths of a dollar): `$0.000210`, `$0.00000390`."""
+    if usd <= 0 or usd >= 0.0001:
+        return f"${usd:.6f}"
+    decimals = 2 - math.floor(math.log10(usd))
+    return f"${usd:.{decimals}f}"
 
 
 def _text(value: Any) -> str | None:

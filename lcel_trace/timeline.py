@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from lcel_trace.cost import MODEL_RUN_TYPES, priceable, span_cost, total_cost
+from lcel_trace.cost import MODEL_RUN_TYPES, format_usd, priceable, span_cost, total_cost
 from lcel_trace.records import to_line
 from lcel_trace.span import Span, Trace
 
@@ -422,7 +422,7 @@ def _trace_data(trace: Trace) -> dict[str, Any]:
     cost = None
     if any(priceable(span) for span in models):
         usd, partial = total_cost(models)
-        cost = "unknown" if usd is None else f"{'≥' if partial else ''}${usd:.6f}"
+        cost = "unknown" if usd is None else f"{'≥' if partial else ''}{format_usd(usd)}"
     return {
         "cost": cost,
         "trace_id": trace.trace_id,

@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from lcel_trace.cost import format_usd
 from lcel_trace.terminal import one_line, visible
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def _num(value: float | None) -> str:
 
 
 def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
+    return "unknown" if value is None else format_usd(value)
 
 
 def _call_cost(side: Side) -> str:

@@ -105,7 +105,7 @@ def _cost_text(usd: float | None, partial: bool) -> str:
     """A cost as `show` prints it: unknown is said, never shown as $0."""
     if usd is None:
         return "cost unknown"
-    return f"cost {'≥' if partial else ''}${usd:.6f}"
+    return f"cost {'≥' if partial else ''}{pricing.format_usd(usd)}"
 
 
 def _content_lines(span: Span, width: int) -> list[Text]:

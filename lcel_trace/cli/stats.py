@@ -19,7 +19,7 @@ from lcel_trace.cli.common import (
     root_span_id,
     stream_selected,
 )
-from lcel_trace.cost import span_cost
+from lcel_trace.cost import format_usd, span_cost
 from lcel_trace.span import Span
 from lcel_trace.terminal import one_line
 
@@ -129,7 +129,7 @@ class _CostSum:
     def __str__(self) -> str:
         if self.total is None:
             return "unknown" if self.unknown else "–"
-        return f"{'≥' if self.partial else ''}${self.total:.6f}"
+        return f"{'≥' if self.partial else ''}{format_usd(self.total)}"
 
 
 _TOKEN_KINDS = ("input", "output", "total")
