@@ -135,6 +135,39 @@ def test_each_batch_input_is_one_trace_with_its_http_span_under_its_chat_span(
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_each_abatch_input_is_one_trace_with_its_http_span_under_its_chat_span(
+    provider: Any, server: OpenAIServer, spans: Any
+) -> None:
+    chain = chain_for(provider[0], server)
+    assert await chain.abatch([{"topic": t} for t in ("a", "b", "c")]) == [REPLY] * 3
+    assert_http_under_chat(spans(), 3)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_cancelled_stream_restores_the_context_of_its_task(
+    provider: Any, server: OpenAIServer, spans: Any
+) -> None:
+    before = otel_context.get_current()
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in chain_for(provider[0], server).astream({"topic": "parrots"}):
+            started.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert otel_context.get_current() is before
+    finished = spans()
+    statuses = {s.attributes.get("lcel.status") for s in finished if "lcel.status" in s.attributes}
+    assert "cancelled" in statuses
+    assert not otel_trace.get_current_span().get_span_context().is_valid
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_concurrent_calls_do_not_cross(
     provider: Any, server: OpenAIServer, spans: Any
 ) -> None:
