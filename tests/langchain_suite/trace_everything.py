@@ -33,7 +33,7 @@ from langchain_core.runnables.base import Runnable
 from lcel_trace import Capture, Trace, capture, trace
 from lcel_trace import _log as lcel_log
 from lcel_trace.span import STATUSES
-from lcel_trace.wrapper import TracedRunnable
+from lcel_trace.wrapper import TracedRunnable, active_recorder
 
 SYNC_CALLS = ("invoke", "batch")
 ASYNC_CALLS = ("ainvoke", "abatch")
@@ -56,14 +56,22 @@ _patched: set[type] = set()
 stats = {"traced_calls": 0, "traces_checked": 0}
 
 
-def _outermost(self: Any) -> bool:
-    return not _inside.get() and not isinstance(self, TracedRunnable)
+def _outermost(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Not inside a traced call: neither the flag nor, for a call made while a v3 stream
+    object the traced call handed back is consumed (outside the flag), an enclosing
+    run's recorder in the config or LangChain's context (as lcel-trace itself decides)."""
+    if _inside.get() or isinstance(self, TracedRunnable):
+        return False
+    config = args[1] if len(args) > 1 else kwargs.get("config")
+    if isinstance(config, list):
+        config = config[0] if config else None
+    return active_recorder(config if isinstance(config, dict) else None) is None
 
 
 def _wrap_call(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _outermost(self):
+        if not _outermost(self, args, kwargs):
             return original(self, *args, **kwargs)
         stats["traced_calls"] += 1
         token = _inside.set(True)
@@ -85,7 +93,7 @@ def _wrap_call(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_async_call(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _outermost(self):
+        if not _outermost(self, args, kwargs):
             return await original(self, *args, **kwargs)
         stats["traced_calls"] += 1
         token = _inside.set(True)
@@ -184,7 +192,7 @@ class _InsideAsyncIterator(AsyncIterator[Any]):
 def _wrap_stream(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _outermost(self):
+        if not _outermost(self, args, kwargs):
             return original(self, *args, **kwargs)
         stats["traced_calls"] += 1
         with _Inside():
@@ -197,7 +205,7 @@ def _wrap_stream(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 def _wrap_async_stream(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _outermost(self):
+        if not _outermost(self, args, kwargs):
             return original(self, *args, **kwargs)
         stats["traced_calls"] += 1
         with _Inside():
