@@ -352,14 +352,15 @@ def test_a_hostile_cassette_is_read_by_the_untrusted_file_rules(tmp_path: Path) 
     with OpenAIServer(["x"]) as server, cassette(path):
         chat(server).invoke("hello")
     lines = [json.loads(line) for line in path.read_text().splitlines()]
+    hostile = {  # a model answer that would build a client holding an environment secret
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain", "chat_models", "openai", "ChatOpenAI"],
+        "kwargs": {"openai_api_key": {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}},
+    }
     for line in lines:
-        if line["type"] == "span":  # a model answer that would build a client with a key
-            line["outputs"] = {
-                "lc": 1,
-                "type": "constructor",
-                "id": ["langchain", "chat_models", "openai", "ChatOpenAI"],
-                "kwargs": {"openai_api_key": {"lc": 1, "type": "secret", "id": ["OPENAI_API_KEY"]}},
-            }
+        if line["type"] == "event" and line["kind"] == "end":
+            line["data"]["output"] = hostile
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     with pytest.raises(TraceFileError, match=r"hostile\.jsonl:\d+: "), cassette(path, "replay"):
         pass
