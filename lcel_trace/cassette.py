@@ -272,6 +272,11 @@ class Cassette:
             )
         self._replaying = self.mode in ("replay", "new") or (self.mode == "once" and exists)
         self._recording = self.mode in ("record", "new") or (self.mode == "once" and not exists)
+        if self._recording and self.path.suffix == ".gz":
+            raise ValueError(
+                f"cassette {self.path}: a .gz cassette can be replayed, not recorded to; "
+                "record to a .jsonl file (mode='replay' reads this one)"
+            )
         recordings = (
             read_recordings(self.path, kinds=self._kinds) if self._replaying and exists else []
         )

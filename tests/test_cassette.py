@@ -590,3 +590,32 @@ def test_a_model_class_defined_inside_the_cassette_is_answered_and_recorded_once
         assert fresh.invoke("hi").content == "echo: hi"  # the same request, sync
     assert fresh.runs == []
     assert path.read_text().count('"type": "span"') + path.read_text().count('"type":"span"') == 1
+
+
+def test_cli_reads_directories_and_gzip_like_every_command(tmp_path: Path) -> None:
+    import gzip
+
+    folder = tmp_path / "cassettes"
+    with OpenAIServer(["one", "two"]) as server:
+        model = chat(server)
+        with cassette(folder / "a.jsonl"):
+            model.invoke("first")
+        with cassette(folder / "b.jsonl"):
+            model.invoke("second")
+    packed = folder / "b.jsonl.gz"
+    packed.write_bytes(gzip.compress((folder / "b.jsonl").read_bytes()))
+    (folder / "b.jsonl").unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "lcel_trace", "cassette", str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.splitlines()[0] == "2 recorded calls, 2 distinct requests"
+    with cassette(packed, "replay"):
+        assert model.invoke("second").content == "two"
+    with (
+        pytest.raises(ValueError, match=r"a \.gz cassette can be replayed, not recorded"),
+        cassette(packed, "new"),
+    ):
+        pass
