@@ -342,11 +342,18 @@ class Cassette:
                 return queue.popleft()
         return None
 
-    def _writer_for(self) -> _Writer:
+    def _give_back(self, recordings: list[Recording]) -> None:
+        """Put taken recordings back, first in line again (a batch that runs live)."""
+        with self._lock:
+            for recording in reversed(recordings):
+                self._queues.setdefault(recording.key, deque()).appendleft(recording)
+                self.replayed -= 1
+
+    def _writer_for(self, calls: int = 1) -> _Writer:
         with self._lock:
             if self._writer is None:
                 self._writer = _Writer(self.path, self._redactor, self.redact)
-            self.recorded += 1
+            self.recorded += calls
             return self._writer
 
     def _miss(self, kind: CallKind, request: Mapping[str, Any], name: str) -> CassetteMiss:
@@ -481,6 +488,7 @@ class _Call:
             for request in self.requests:
                 recording = owner._take("llm", request)
                 if recording is None:
+                    owner._give_back(found)
                     if not owner._recording:
                         raise owner._miss("llm", request, self.name)
                     break
@@ -497,7 +505,7 @@ class _Call:
     def record(
         self, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        writer = self.owner._writer_for()
+        writer = self.owner._writer_for(len(self.inputs))
         runs = [writer.start(self, value) for value in self.inputs]
         if self.streams:
             with _cassette_patch.live_call(self.model):

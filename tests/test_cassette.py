@@ -261,6 +261,28 @@ def test_completion_llm_invoke_and_stream_replay(tmp_path: Path) -> None:
     assert live[0] == "Once upon a time"
 
 
+def test_completion_llm_batch_replays_per_prompt_and_new_runs_a_changed_batch_live(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "llm-batch.jsonl"
+    with OpenAIServer(["A", "B", "C", "D"]) as server:
+        llm = OpenAI(  # one prompt per HTTP request (the test server answers one prompt)
+            base_url=server.base_url, api_key="sk-test", model="fake-instruct", batch_size=1
+        )
+        with cassette(path) as tape:
+            live = llm.batch(["one", "two"])
+        requests = len(server.requests)
+        with cassette(path, "replay"):
+            assert llm.batch(["one", "two"]) == live
+        assert len(server.requests) == requests
+        with cassette(path, "new") as tape:
+            changed = llm.batch(["one", "three"])  # one prompt changed: the batch runs live
+            assert llm.invoke("one") == live[0]  # the recording it did not use is still there
+        assert changed == ["C", "D"]
+    assert (tape.replayed, tape.recorded) == (1, 2)
+    assert live == ["A", "B"]
+
+
 # -- any trace file ---------------------------------------------------------------------------
 
 
