@@ -72,6 +72,7 @@ from lcel_trace._cassette_file import (
     read_recordings,
 )
 from lcel_trace._cassette_keys import (
+    VOLATILE_PARAMS,
     differences,
     live_chat_request,
     live_llm_request,
@@ -91,6 +92,7 @@ from lcel_trace.span import SpanError
 
 __all__ = [
     "MODES",
+    "VOLATILE_PARAMS",
     "Cassette",
     "CassetteMiss",
     "Mode",

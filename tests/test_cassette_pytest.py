@@ -10,6 +10,8 @@ import pytest
 from lcel_trace import _pytest_cassette, cassette
 from lcel_trace.testing.openai_server import OpenAIServer
 
+pytestmark = pytest.mark.slow  # each test runs pytest in subprocesses
+
 USER_TESTS = """
 import os
 import pytest
