@@ -121,7 +121,8 @@ _patches: list[_Patch] = []
 
 
 def install() -> None:
-    """Wrap the provider methods of every model class known now (one more user)."""
+    """Wrap the provider methods of every model, tool and retriever class known now
+    (one more user)."""
     global _users
     with _lock:
         _users += 1
@@ -182,7 +183,7 @@ def _wrap_provider_methods(cls: type) -> None:
 
 
 def _ensure_wrapped(cls: type) -> None:
-    """A model class met for the first time since install: wrap it and its bases."""
+    """A class met for the first time since install: wrap it and its bases."""
     if all(_is_wrapped(cls, name) for name in _methods_of(cls)):
         return
     with _lock:
