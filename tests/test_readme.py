@@ -91,7 +91,14 @@ def masked(text: str) -> list[list[str]]:
 
 
 def offline_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LCEL_TRACE_"))}
+    """A developer's machine, offline: no keys, no lcel-trace settings, and not CI (the
+    README's cassette example records on its first run, as it would on a laptop; CI's
+    own replay-only default is tested in tests/test_cassette_pytest.py)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "LCEL_TRACE_")) and k != "CI"
+    }
     env["PYTHONIOENCODING"] = "utf-8"
     return env
 
