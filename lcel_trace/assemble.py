@@ -105,6 +105,10 @@ class SpanAssembler:
         builder = self._open.get(run_id)
         return builder.identity if builder is not None else None
 
+    def has_seen(self, run_id: str) -> bool:
+        """Whether `run_id` started in this trace (running or ended)."""
+        return run_id in self._open or run_id in self._closed
+
     def feed(self, event: TraceEvent) -> Span | None:
         """Apply one event; return the span it finished, if any."""
         kind = event.kind

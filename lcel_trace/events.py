@@ -35,9 +35,7 @@ import dataclasses
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.runnables import Runnable
-from langchain_core.runnables.config import var_child_runnable_config
 
 from lcel_trace._log import report_internal_error, warn_once
 from lcel_trace.clock import now_ns
@@ -50,12 +48,12 @@ from lcel_trace.context import (
     otel_parent,
 )
 from lcel_trace.export import SpanExporter
-from lcel_trace.normalise import normalise, split_event_name
-from lcel_trace.recorder import EventSink
+from lcel_trace.normalise import PHASE_KIND, run_type_of, split_event_name
 from lcel_trace.redact import Redact
+from lcel_trace.run_events import RunChunk, RunCustom, RunEnd, RunEvent, RunStart, TraceSink
 from lcel_trace.session import TraceSession
-from lcel_trace.span import TraceEvent
-from lcel_trace.wrapper import active_recorder, run_types_by_name
+from lcel_trace.span import RunType
+from lcel_trace.wrapper import enclosing_trace, run_types_by_name
 
 __all__ = ["trace_events", "trace_events_sync"]
 
@@ -178,21 +176,39 @@ async def _aclose(source: AsyncIterator[Any]) -> None:
         report_internal_error("trace_events.aclose", exc)
 
 
-def _as_started(event: TraceEvent, sink: EventSink) -> TraceEvent:
-    """A v2 event repeats its run's name, tags and metadata on every event: after the
-    start, use the ones the session scrubbed then, so no later event carries a secret
-    the start's was cleaned of."""
-    if event.kind == "start":
-        return event
-    identity = sink.identity(event.run_id)
-    if identity is None:
-        return event
-    return dataclasses.replace(
-        event,
-        name=identity.name,
-        tags=identity.tags,
-        metadata=identity.metadata,
-        parent_ids=identity.parent_ids,
+def _run_event(
+    raw: Mapping[str, Any], ts_ns: int, name_run_types: Mapping[str, RunType]
+) -> RunEvent:
+    """One raw v2 event as the producer event a session takes. A start names its direct
+    parent; later events name only their run (the session completes them from the
+    start, so no later event carries a secret the start's name or metadata was cleaned
+    of)."""
+    run_id = str(raw["run_id"])
+    event = str(raw["event"])
+    data = raw.get("data")
+    if event == "on_custom_event":
+        return RunCustom(
+            run_id, str(raw.get("name", "")), data, ts_ns, raw.get("tags"), raw.get("metadata")
+        )
+    data = data or {}
+    family, phase = split_event_name(event)
+    kind = PHASE_KIND.get(phase)
+    if kind == "stream":
+        return RunChunk(run_id, data.get("chunk"), ts_ns)
+    if kind == "end" or kind == "error":
+        return RunEnd(run_id, dict(data), ts_ns, kind)
+    name = str(raw.get("name", ""))
+    parents = raw.get("parent_ids")
+    return RunStart(
+        run_id,
+        family,
+        name,
+        run_type_of(family, name, name_run_types),
+        dict(data),
+        ts_ns,
+        str(parents[-1]) if parents else None,
+        raw.get("tags"),
+        raw.get("metadata"),
     )
 
 
@@ -258,12 +274,7 @@ class _Router:
             if session is None:
                 return
             self._v1_root = run_id
-        ts = self._ts(raw)
-        if event_name.endswith("_stream"):
-            session.chunk(run_id, ts, (raw.get("data") or {}).get("chunk"))
-            return
-        event = normalise(raw, session.trace_id, ts, self._options.name_run_types)
-        session.feed(_as_started(event, session))
+        session.feed(_run_event(raw, self._ts(raw), self._options.name_run_types))
         if run_id == root and event_name.endswith(("_end", "_error")):
             del self._sessions[root]
             if self._v1_root == root:
@@ -305,58 +316,43 @@ class _Router:
 
 @dataclasses.dataclass
 class _Join:
-    """Feeds a stream into the trace of the enclosing traced call, under the run that
-    consumes it; roots the enclosing recorder already sees are left to it."""
+    """Feeds a stream into the trace of the enclosing traced call (through that trace's
+    door, `TraceSink`), under the run that consumes it; runs that trace already has (a
+    local runnable's stream inherits the enclosing call's callbacks) are left to it."""
 
-    sink: EventSink
-    prefix: tuple[str, ...]
+    sink: TraceSink
+    consumer: str | None
     joined: set[str] = dataclasses.field(default_factory=set)
     seen: set[str] = dataclasses.field(default_factory=set)
-    open: dict[str, TraceEvent] = dataclasses.field(default_factory=dict)
+    open: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def enclosing(cls) -> _Join | None:
-        recorder = active_recorder(None)
-        if recorder is None:
-            return None
-        sink = recorder.sink
-        callbacks = (var_child_runnable_config.get() or {}).get("callbacks")
-        parent_run_id = getattr(callbacks, "parent_run_id", None)
-        prefix: tuple[str, ...] = ()
-        if isinstance(callbacks, BaseCallbackManager) and parent_run_id is not None:
-            parent = str(parent_run_id)
-            identity = sink.identity(parent)
-            prefix = (*identity.parent_ids, parent) if identity is not None else (parent,)
-        return cls(sink, prefix)
+        found = enclosing_trace()
+        return cls(*found) if found is not None else None
 
     def route(self, raw: Mapping[str, Any], ts: int, options: TraceOptions) -> None:
         run_id = str(raw["run_id"])
-        event_name = str(raw["event"])
-        parents = tuple(str(p) for p in raw.get("parent_ids") or ())
-        root = parents[0] if parents else run_id
+        parents = raw.get("parent_ids") or ()
+        root = str(parents[0]) if parents else run_id
         if root in self.seen:
             return
+        event = _run_event(raw, ts, options.name_run_types)
         if root not in self.joined:
-            if root != run_id or not event_name.endswith("_start"):
-                return
-            if self.sink.identity(run_id) is not None:
-                self.seen.add(run_id)
+            if root != run_id or type(event) is not RunStart:
                 return
             self.joined.add(run_id)
-        if event_name.endswith("_stream"):
-            self.sink.chunk(run_id, ts, (raw.get("data") or {}).get("chunk"))
-            return
-        event = normalise(raw, self.sink.trace_id, ts, options.name_run_types)
-        event = dataclasses.replace(event, parent_ids=(*self.prefix, *event.parent_ids))
-        self.sink.feed(_as_started(event, self.sink))
-        if event.kind == "start":
-            if self.sink.identity(run_id) is None:  # the recorder saw it start and end
+        if type(event) is RunStart and event.parent_run_id is None:
+            event = event._replace(parent_run_id=self.consumer)
+        taken = self.sink.feed(event)
+        if type(event) is RunStart:
+            if not taken:  # the enclosing trace has it already: its recorder sees it
                 self.joined.discard(run_id)
                 self.seen.add(run_id)
             else:
-                self.open[run_id] = event
-        elif event.kind in ("end", "error"):
-            self.open.pop(run_id, None)
+                self.open.append(run_id)
+        elif type(event) is RunEnd and run_id in self.open:
+            self.open.remove(run_id)
 
     def close(self, error: BaseException | None, *, cancelled: bool) -> None:
         """Close the joined runs still open, innermost first (the enclosing call goes on)."""
@@ -364,17 +360,6 @@ class _Join:
             return
         reason: BaseException = asyncio.CancelledError() if cancelled or error is None else error
         ts = now_ns()
-        for run_id, start in reversed(list(self.open.items())):
-            if self.sink.identity(run_id) is None:
-                continue
-            family = split_event_name(start.event)[0]
-            self.sink.feed(
-                dataclasses.replace(
-                    start,
-                    kind="error",
-                    event=f"on_{family}_error",
-                    data={"error": reason},
-                    ts_ns=ts,
-                )
-            )
+        for run_id in reversed(self.open):
+            self.sink.feed(RunEnd(run_id, {"error": reason}, ts, "error"))
         self.open.clear()

@@ -4,8 +4,9 @@
 them late, and it drops the errors of everything but tools. This handler rides on the
 same callback machinery, inside the call itself: each event is stamped at the moment
 LangChain reports it, real exceptions arrive through the `on_*_error` callbacks, and
-no queue or extra task stands between the chain and its caller. It keeps no run table:
-who a run is (name, type, parents) is the session's assembler's to know.
+no queue or extra task stands between the chain and its caller. It reports what each
+callback says through the session's one door (`run_events.TraceSink.feed`) and keeps no
+run table: who a run is (name, tags, ancestry) is the session's to know.
 
 `TappingRecorder` also taps chain steps' stream output, as LangChain's own v2 handler
 does. Being a streaming handler makes a chat model that is *invoked* under it stream,
@@ -15,7 +16,7 @@ so the wrapper attaches it only where that cannot change behaviour (see `wrapper
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
@@ -24,10 +25,10 @@ from langchain_core.outputs import ChatGenerationChunk, GenerationChunk, LLMResu
 
 from lcel_trace import otel_context
 from lcel_trace._log import report_internal_error
-from lcel_trace.assemble import RunIdentity
 from lcel_trace.clock import now_ns
 from lcel_trace.normalise import run_type_of
-from lcel_trace.span import EventKind, RunType, TraceEvent
+from lcel_trace.run_events import RunCustom, RunEnd, RunStart, TraceSink
+from lcel_trace.span import RunType
 
 __all__ = [
     "AsyncRecorder",
@@ -41,35 +42,8 @@ __all__ = [
 T = TypeVar("T")
 
 
-class EventSink(Protocol):
-    """Where a producer's events go: a `TraceSession`."""
-
-    trace_id: str
-    sets_otel_context: bool
-
-    @property
-    def root_run_id(self) -> str | None: ...
-
-    def feed(self, event: TraceEvent) -> None: ...
-
-    def feed_start(
-        self,
-        event: str,
-        run_id: str,
-        parent_ids: tuple[str, ...],
-        name: str,
-        run_type: RunType,
-        tags: list[str] | None,
-        metadata: Any,
-        data: dict[str, Any],
-        ts_ns: int,
-    ) -> None: ...
-
-    def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None: ...
-
-    def chunk_sink(self, run_id: str) -> Callable[[Any], None]: ...
-
-    def identity(self, run_id: str) -> RunIdentity | None: ...
+EventSink = TraceSink
+"""The old name of `run_events.TraceSink`."""
 
 
 _TokenTarget = tuple[bool, Callable[[Any], None]] | None
@@ -89,10 +63,10 @@ def _run_name(name: str | None, serialized: Mapping[str, Any] | None) -> str:
     return "Unnamed"
 
 
-def _llm_output(response: LLMResult, run_type: RunType) -> Any:
+def _llm_output(response: LLMResult, is_chat: bool) -> Any:
     """A model's end output as v2 reports it: the message for chat models, the
     generations for completion models."""
-    if run_type == "chat_model":
+    if is_chat:
         for generations in response.generations:
             for generation in generations:
                 message = getattr(generation, "message", None)
@@ -117,7 +91,7 @@ the recorder marks them current itself (see `otel_context`)."""
 
 
 class Recorder(BaseCallbackHandler):
-    """Turns LangChain callbacks for one trace into stamped `TraceEvent`s for its sink.
+    """Turns LangChain callbacks for one trace into stamped run events for its sink.
 
     Inline (called in the caller's task, no thread hop). LangChain's
     `AsyncCallbackManager.on_llm_start` calls only the inline handlers when any is
@@ -131,7 +105,7 @@ class Recorder(BaseCallbackHandler):
 
     def __init__(
         self,
-        sink: EventSink,
+        sink: TraceSink,
         name_run_types: Mapping[str, RunType],
         *,
         root_counted_elsewhere: bool = False,
@@ -143,6 +117,7 @@ class Recorder(BaseCallbackHandler):
         self._root_counted_elsewhere = root_counted_elsewhere
         self._tapped: set[str] = set()
         self._token_targets: dict[UUID, _TokenTarget] = {}
+        self._chat_models: set[UUID] = set()  # running chat models: how to shape a token
 
     @property
     def trace_id(self) -> str:
@@ -160,58 +135,30 @@ class Recorder(BaseCallbackHandler):
         metadata: dict[str, Any] | None,
         data: dict[str, Any],
     ) -> None:
-        parent_ids: tuple[str, ...] = ()
-        if parent_run_id is not None:
-            parent_id = str(parent_run_id)
-            parent = self.sink.identity(parent_id)
-            if parent is not None:
-                parent_ids = (*parent.parent_ids, parent_id)
-            elif self.sink.root_run_id is None:  # the root, under a run of another tracer
-                parent_ids = (parent_id,)
-            # else: a parent this trace never saw (a LangSmith @traceable function between
-            # two runnables): the assembler adopts the run under the root and says so
-        self.sink.feed_start(  # the session scrubs and snapshots name, tags and metadata
-            f"on_{family}_start",
-            str(run_id),
-            parent_ids,
-            name,
-            run_type_of(family, name, self._name_run_types),
-            tags,
-            metadata,
-            data,
-            now_ns(),
+        sink = self.sink
+        sink.feed(  # the session completes the ancestry, scrubs name, tags and metadata
+            RunStart(
+                str(run_id),
+                family,
+                name,
+                run_type_of(family, name, self._name_run_types),
+                data,
+                now_ns(),
+                str(parent_run_id) if parent_run_id is not None else None,
+                tags,
+                metadata,
+            )
         )
         if self._sets_otel_context:
             leaf = family in _OWN_CONTEXTLESS_FAMILIES
             otel_context.run_started(
-                run_id,
-                parent_run_id,
-                self.sink.trace_id,
-                leaf=leaf,
-                mark=leaf and self.marks_context,
+                run_id, parent_run_id, sink.trace_id, leaf=leaf, mark=leaf and self.marks_context
             )
 
-    def _close(self, run_id: UUID, kind: EventKind, data: dict[str, Any]) -> None:
+    def _close(self, run_id: UUID, kind: Literal["end", "error"], data: dict[str, Any]) -> None:
         if self._sets_otel_context:
             otel_context.run_ended(run_id)
-        identity = self.sink.identity(str(run_id))
-        if identity is None:
-            return
-        self.sink.feed(
-            TraceEvent(
-                trace_id=self.sink.trace_id,
-                kind=kind,
-                event=f"on_{identity.family}_{kind}",
-                run_id=identity.run_id,
-                parent_ids=identity.parent_ids,
-                name=identity.name,
-                run_type=identity.run_type,
-                tags=identity.tags,
-                metadata=identity.metadata,
-                data=data,
-                ts_ns=now_ns(),
-            )
-        )
+        self.sink.feed(RunEnd(str(run_id), data, now_ns(), kind))
 
     # -- starts ---------------------------------------------------------------------
 
@@ -253,6 +200,7 @@ class Recorder(BaseCallbackHandler):
         try:
             data = self._model_start_data({"messages": messages}, kwargs)
             name = _run_name(name, serialized)
+            self._chat_models.add(run_id)
             self._open("chat_model", run_id, parent_run_id, name, tags, metadata, data)
         except Exception as exc:  # a recorder bug must never reach the chain
             report_internal_error("recorder.on_chat_model_start", exc)
@@ -350,14 +298,15 @@ class Recorder(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            identity = self.sink.identity(str(run_id))
-            if identity is not None:
-                self._close(run_id, "end", {"output": _llm_output(response, identity.run_type)})
+            is_chat = run_id in self._chat_models
+            self._forget_model(run_id)
+            self._close(run_id, "end", {"output": _llm_output(response, is_chat)})
         except Exception as exc:  # a recorder bug must never reach the chain
             report_internal_error("recorder.on_llm_end", exc)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         try:
+            self._forget_model(run_id)
             self._close(run_id, "error", {"error": error})
         except Exception as exc:  # a recorder bug must never reach the chain
             report_internal_error("recorder.on_llm_error", exc)
@@ -420,10 +369,11 @@ class Recorder(BaseCallbackHandler):
         key = str(run_id)
         if key in self._tapped or (self._root_counted_elsewhere and key == self.sink.root_run_id):
             return None
-        identity = self.sink.identity(key)
-        if identity is None:
-            return None
-        return identity.run_type == "chat_model", self.sink.chunk_sink(key)
+        return run_id in self._chat_models, self.sink.chunk_sink(key)
+
+    def _forget_model(self, run_id: UUID) -> None:
+        self._chat_models.discard(run_id)
+        self._token_targets.pop(run_id, None)
 
     def on_custom_event(
         self,
@@ -436,23 +386,7 @@ class Recorder(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            key = str(run_id)
-            identity = self.sink.identity(key)
-            self.sink.feed(
-                TraceEvent(
-                    trace_id=self.sink.trace_id,
-                    kind="custom",
-                    event="on_custom_event",
-                    run_id=key,
-                    parent_ids=(*identity.parent_ids, key) if identity is not None else (),
-                    name=name,
-                    run_type="custom",
-                    tags=tuple(tags or ()),
-                    metadata=dict(metadata or {}),
-                    data={"data": data},
-                    ts_ns=now_ns(),
-                )
-            )
+            self.sink.feed(RunCustom(str(run_id), name, data, now_ns(), tags, metadata))
         except Exception as exc:  # a recorder bug must never reach the chain
             report_internal_error("recorder.on_custom_event", exc)
 
@@ -475,7 +409,7 @@ class TappingRecorder(Recorder):
 
     def __init__(
         self,
-        sink: EventSink,
+        sink: TraceSink,
         name_run_types: Mapping[str, RunType],
         *,
         forward_to: Any = None,

@@ -1,8 +1,9 @@
 """One trace from first event to last: the pipeline every producer feeds.
 
-A session takes v2-shaped events (`feed`) and stream chunks (`chunk`) from whoever
-produces them (the callback recorder attached by `trace()`, or a consumed
-`astream_events` stream), turns them into spans through the assembler, and hands
+A session takes producers' events through one door (`feed`, the `TraceSink` of
+`run_events`) from whoever produces them (the callback recorder attached by `trace()`,
+or a consumed `astream_events` stream), completes them from its run table, turns them
+into spans through the assembler, and hands
 records to each exporter's queue in batches (at trace end, and every
 `HANDOFF_INTERVAL_NS` or `HANDOFF_MAX_CHUNKS` recorded chunks while a long run
 streams), so the caller's path holds no I/O. `finish` closes every span still open
@@ -12,7 +13,6 @@ and delivers the finished `Trace` to the active `capture()` blocks.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -22,15 +22,15 @@ from langchain_core.outputs import GenerationChunk
 from lcel_trace import otel_context
 from lcel_trace._capture import Capture, active_captures
 from lcel_trace._log import log, report_internal_error
-from lcel_trace.assemble import RunIdentity, SpanAssembler
+from lcel_trace.assemble import SpanAssembler
 from lcel_trace.clock import now_ns
 from lcel_trace.context import TraceOptions
 from lcel_trace.normalise import error_message, is_cancellation
 from lcel_trace.redact import Redactor, scrub, scrub_flat_mapping, scrub_text
+from lcel_trace.run_events import ChunkSink, RunChunk, RunCustom, RunEnd, RunEvent, RunStart
 from lcel_trace.serialize import qualified_name
 from lcel_trace.span import (
     Record,
-    RunType,
     Span,
     SpanError,
     Status,
@@ -50,8 +50,6 @@ _SCRUB_CONTEXT_CHARS = 4096
 """Text recorded earlier that a later hand-off's scrubbing sees as context."""
 _HOLD_CHARS = 256
 """Text kept back at a mid-stream hand-off, so a secret cut there is seen whole."""
-ChunkSink = Callable[[Any], None]
-"""Takes one run's chunks as they happen (see `TraceSession.chunk_sink`)."""
 _NO_CONTENT = Redactor(capture_content=False)
 """For spans nobody receives (no exporter, no capture): their content is never read."""
 
@@ -197,67 +195,29 @@ class TraceSession:
         """The run id of the first run that started in this trace (its root)."""
         return self._assembler.root_run_id
 
-    def identity(self, run_id: str) -> RunIdentity | None:
-        """Who `run_id` is, while it runs (producers need not keep a run table)."""
-        return self._assembler.identity(run_id)
+    # -- the one door (`TraceSink`): producers' events in ------------------------------
 
-    # -- the two doors: events and chunks ---------------------------------------------
-
-    def feed(self, event: TraceEvent) -> None:
-        """One v2-shaped event, stamped where it happened."""
-        if self.finished:
-            return
-        if event.kind == "start":
-            event = self._scrubbed_identity(event)
-        self._feed(event)
-
-    def feed_start(
-        self,
-        event: str,
-        run_id: str,
-        parent_ids: tuple[str, ...],
-        name: str,
-        run_type: RunType,
-        tags: list[str] | None,
-        metadata: Any,
-        data: dict[str, Any],
-        ts_ns: int,
-    ) -> None:
-        """`feed` of a run's start, its name, tags and metadata scrubbed as its event is
-        built (the recorder's path: one record per start, not two)."""
-        if self.finished:
-            return
-        self._feed(
-            TraceEvent(
-                self.trace_id,
-                "start",
-                event,
-                run_id,
-                parent_ids,
-                scrub_text(name),
-                run_type,
-                tuple(map(scrub_text, tags)) if tags else (),
-                _scrubbed_metadata(metadata if metadata is not None else {}),
-                data,
-                ts_ns,
-            )
-        )
-
-    def _feed(self, event: TraceEvent) -> None:
+    def feed(self, event: RunEvent) -> bool:
+        """Take one producer event, completed from the run table (see `run_events`)."""
+        if type(event) is RunChunk:
+            return self._chunk(event.run_id, event.ts_ns, event.chunk)
         with self._lock:
             if self.finished:
-                return
+                return False
+            record = self._completed(event)  # type: ignore[arg-type]
+            if record is None:
+                return False
             if not self._started:
-                self._begin(event)
-            if event.kind in ("end", "error") and event.run_id in self._chunks:
-                self._flush_chunks(event.run_id, final=True)
+                self._begin(record)
+            if record.kind in ("end", "error") and record.run_id in self._chunks:
+                self._flush_chunks(record.run_id, final=True)
             self._redactor.open_instant()  # the event's record and its span share content
             try:
                 if self._keep_events:
-                    self._append(self._redacted(event))
+                    self._append(self._redacted(record))
                 else:  # nobody reads the event itself: count it, skip building its record
                     self._event_count += 1
-                span = self._assembler.feed(event)
+                span = self._assembler.feed(record)
             finally:
                 self._redactor.close_instant()
             if span is not None:
@@ -265,45 +225,129 @@ class TraceSession:
                 self._append(span)
             if (
                 len(self._pending) >= HANDOFF_MAX_RECORDS
-                or event.ts_ns - self._last_handoff_ns > HANDOFF_INTERVAL_NS
+                or record.ts_ns - self._last_handoff_ns > HANDOFF_INTERVAL_NS
             ):
-                self._hand_off(event.ts_ns)
+                self._hand_off(record.ts_ns)
         if self._finish_with_root and span is not None and span.span_id == self.root_run_id:
             self.finish()  # the caller holds a stream object, not an iterator of ours
+        return True
+
+    def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
+        """`feed(RunChunk(run_id, chunk, ts_ns))`."""
+        self._chunk(run_id, ts_ns, chunk)
+
+    def chunk_sink(self, run_id: str) -> ChunkSink:
+        """What a producer calls with each chunk of `run_id` as it happens: the
+        assembler's counter for that run when nobody records its chunks (no clock read
+        per chunk), else `feed` stamped now; under the session's lock either way."""
+        lock = self._lock
+        if self._records_chunks_of(run_id):
+
+            def record(chunk: Any) -> None:
+                self._chunk(run_id, now_ns(), chunk)
+
+            return record
+        with lock:
+            count = self._assembler.counter(run_id, now_ns)
+
+        def counted(chunk: Any) -> None:
+            with lock:
+                count(chunk)
+
+        return counted
+
+    def _completed(self, event: RunStart | RunEnd | RunCustom) -> TraceEvent | None:
+        """`event` as a `TraceEvent`: a start with its ancestry and its name, tags and
+        metadata scrubbed (once, a snapshot of its own); a later event with the run's as
+        they were at its start. None for what the trace does not take."""
+        assembler = self._assembler
+        if isinstance(event, RunStart):
+            run_id = event.run_id
+            if assembler.has_seen(run_id):
+                return None  # another producer reported this run first
+            parent_ids: tuple[str, ...] = ()
+            parent_id = event.parent_run_id
+            if parent_id is not None:
+                parent = assembler.identity(parent_id)
+                if parent is not None:
+                    parent_ids = (*parent.parent_ids, parent_id)
+                elif assembler.root_run_id is None:  # the root, under a run of another tracer
+                    parent_ids = (parent_id,)
+                # else: a parent this trace never saw (a LangSmith @traceable function
+                # between two runnables): the assembler adopts the run under the root
+            tags = event.tags
+            metadata = event.metadata
+            return TraceEvent(
+                self.trace_id,
+                "start",
+                f"on_{event.family}_start",
+                run_id,
+                parent_ids,
+                scrub_text(event.name),
+                event.run_type,
+                tuple(map(scrub_text, tags)) if tags else (),
+                _scrubbed_metadata(metadata if metadata is not None else {}),
+                event.data,
+                event.ts_ns,
+            )
+        identity = assembler.identity(event.run_id)
+        if isinstance(event, RunEnd):
+            if identity is None:
+                return None
+            kind = event.kind
+            return TraceEvent(
+                self.trace_id,
+                kind,
+                f"on_{identity.family}_{kind}",
+                identity.run_id,
+                identity.parent_ids,
+                identity.name,
+                identity.run_type,
+                identity.tags,
+                identity.metadata,
+                event.data,
+                event.ts_ns,
+            )
+        run_id = event.run_id
+        tags = event.tags
+        metadata = event.metadata
+        return TraceEvent(
+            self.trace_id,
+            "custom",
+            "on_custom_event",
+            run_id,
+            (*identity.parent_ids, run_id) if identity is not None else (),
+            scrub_text(event.name),
+            "custom",
+            tuple(map(scrub_text, tags)) if tags else (),
+            _scrubbed_metadata(metadata if metadata is not None else {}),
+            {"data": event.data},
+            event.ts_ns,
+        )
 
     def finish_with_root(self) -> None:
         """End the trace when its root run ends: the caller holds a stream object or an
         awaitable, not an iterator of ours that would end it."""
         self._finish_with_root = True
 
-    def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
+    def _chunk(self, run_id: str, ts_ns: int, chunk: Any) -> bool:
         """One streamed chunk: counted always, recorded for the runs the exporters want."""
-        self._assembler.chunk(run_id, ts_ns, chunk)
-        if self._records_chunks_of(run_id):
-            with self._lock:
-                if self.finished:
-                    return
-                buffer = self._chunks.get(run_id)
-                if buffer is None:
-                    buffer = self._chunks[run_id] = []
-                buffer.append([ts_ns, chunk])
-                if (
-                    len(buffer) >= HANDOFF_MAX_CHUNKS
-                    or ts_ns - self._last_handoff_ns > HANDOFF_INTERVAL_NS
-                ):
-                    self._hand_off(ts_ns)
-
-    def chunk_sink(self, run_id: str) -> ChunkSink:
-        """What a producer calls with each chunk of `run_id` as it happens: the
-        assembler's counter for that run when nobody records its chunks (no clock read
-        per chunk), else `chunk` stamped now."""
-        if not self._records_chunks_of(run_id):
-            return self._assembler.counter(run_id, now_ns)
-
-        def record(chunk: Any) -> None:
-            self.chunk(run_id, now_ns(), chunk)
-
-        return record
+        with self._lock:
+            if self.finished:
+                return False
+            self._assembler.chunk(run_id, ts_ns, chunk)
+            if not self._records_chunks_of(run_id):
+                return True
+            buffer = self._chunks.get(run_id)
+            if buffer is None:
+                buffer = self._chunks[run_id] = []
+            buffer.append([ts_ns, chunk])
+            if (
+                len(buffer) >= HANDOFF_MAX_CHUNKS
+                or ts_ns - self._last_handoff_ns > HANDOFF_INTERVAL_NS
+            ):
+                self._hand_off(ts_ns)
+        return True
 
     def _records_chunks_of(self, run_id: str) -> bool:
         return self._record_all_chunks or (
@@ -478,23 +522,6 @@ class TraceSession:
         self._pending.clear()
         for processor in self._processors:
             processor.submit(batch)
-
-    def _scrubbed_identity(self, event: TraceEvent) -> TraceEvent:
-        """Run names, tags and metadata leave the process too: scrub them once, at start
-        (the metadata as a snapshot of its own)."""
-        return TraceEvent(
-            event.trace_id,
-            event.kind,
-            event.event,
-            event.run_id,
-            event.parent_ids,
-            scrub_text(event.name),
-            event.run_type,
-            tuple(scrub_text(tag) for tag in event.tags) if event.tags else (),
-            _scrubbed_metadata(event.metadata),
-            event.data,
-            event.ts_ns,
-        )
 
     def _redacted(self, event: TraceEvent) -> TraceEvent:
         data = event.data

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from lcel_trace._log import report_internal_error, warn_once
-from lcel_trace.session import ChunkSink, TraceSession
+from lcel_trace.run_events import ChunkSink
+from lcel_trace.session import TraceSession
 
 __all__ = ["TracedAsyncIterator", "TracedIterator", "awaiting", "handed_back"]
 

@@ -54,6 +54,7 @@ from lcel_trace.recorder import (
     recorder_of,
 )
 from lcel_trace.redact import Redact
+from lcel_trace.run_events import RunChunk, TraceSink
 from lcel_trace.session import TraceSession
 from lcel_trace.span import RunType
 from lcel_trace.streams import Observe, TracedAsyncIterator, TracedIterator, awaiting, handed_back
@@ -201,6 +202,18 @@ def active_recorder(config: RunnableConfig | None) -> Recorder | None:
         if recorder is not None:
             return recorder
     return None
+
+
+def enclosing_trace() -> tuple[TraceSink, str | None] | None:
+    """The trace a call made here would join (the enclosing traced call's) and the run
+    it would run under (the one LangChain's running config names), if any: how another
+    producer (`trace_events`) joins that trace, through its declared door."""
+    recorder = active_recorder(None)
+    if recorder is None:
+        return None
+    callbacks = (var_child_runnable_config.get() or {}).get("callbacks")
+    parent = callbacks.parent_run_id if isinstance(callbacks, BaseCallbackManager) else None
+    return recorder.sink, str(parent) if parent is not None else None
 
 
 def _with_recorder(
@@ -612,7 +625,7 @@ def _observe_event_chunks(session: TraceSession, event: Any) -> None:
     name = event.get("event", "")
     if isinstance(name, str) and name.endswith("_stream") and name not in _MODEL_STREAM_EVENTS:
         data = event.get("data") or {}
-        session.chunk(str(event.get("run_id")), now_ns(), data.get("chunk"))
+        session.feed(RunChunk(str(event.get("run_id")), data.get("chunk"), now_ns()))
 
 
 def _observe_log_chunks(session: TraceSession, patch: Any) -> None:
@@ -621,7 +634,7 @@ def _observe_log_chunks(session: TraceSession, patch: Any) -> None:
         return
     for op in getattr(patch, "ops", ()):
         if op.get("op") == "add" and op.get("path") == "/streamed_output/-":
-            session.chunk(root, now_ns(), op.get("value"))
+            session.feed(RunChunk(root, op.get("value"), now_ns()))
 
 
 def _finish_many(
