@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from typing import TypedDict, Unpack
 
 from lcel_trace.export import ExportProcessor, TraceExporter
 from lcel_trace.redact import Redact, Redactor
@@ -20,7 +21,9 @@ from lcel_trace.span import RunType
 
 __all__ = [
     "OtelParent",
+    "SharedOptions",
     "TraceOptions",
+    "TracingOptions",
     "inside_recorded_event_stream",
     "is_sampled",
     "new_trace_id",
@@ -43,6 +46,35 @@ produces the stream copies this context) are recorded from the stream itself, so
 traced runnable among them must not start a trace of its own."""
 
 
+class SharedOptions(TypedDict, total=False):
+    """The options every entry point takes beside its exporters, declared once:
+    `trace(runnable, **options)`, `trace_events(events, **options)`,
+    `instrument(exporters, **options)` (`TraceOptions.build` holds the defaults).
+
+    - `name` (default: the runnable's or the root run's name): the trace's name;
+    - `redact` (None): maps any content value to what may leave the process, applied
+      after the built-in secret scrubbing;
+    - `capture_content` (True): False drops inputs, outputs and chunks entirely;
+    - `max_attr_chars` (4096): the longest content string an exporter writes;
+    - `sample` (1.0): the fraction of traces kept, chosen by trace id.
+    """
+
+    name: str | None
+    redact: Redact | None
+    capture_content: bool
+    max_attr_chars: int
+    sample: float
+
+
+class TracingOptions(SharedOptions, total=False):
+    """`SharedOptions` and `exporters` (default none): where each trace is sent."""
+
+    exporters: Sequence[TraceExporter]
+
+
+_OPTION_NAMES = TracingOptions.__optional_keys__
+
+
 @dataclass(frozen=True, slots=True)
 class TraceOptions:
     """What a traced runnable was asked for, resolved once when it was wrapped."""
@@ -63,16 +95,18 @@ class TraceOptions:
     def build(
         cls,
         *,
-        exporters: Sequence[TraceExporter] = (),
-        name: str | None = None,
-        redact: Redact | None = None,
-        capture_content: bool = True,
-        max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
-        sample: float = 1.0,
         name_run_types: Mapping[str, RunType] | None = None,
+        **options: Unpack[TracingOptions],
     ) -> TraceOptions:
         """Check the options `trace()`, `trace_events()` and `instrument()` share, and
         attach each exporter's processor (capabilities read once, here)."""
+        unknown = sorted(options.keys() - _OPTION_NAMES)
+        if unknown:
+            known = ", ".join(sorted(_OPTION_NAMES))
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r} (the options: {known})")
+        exporters = options.get("exporters", ())
+        sample = options.get("sample", 1.0)
+        max_attr_chars = options.get("max_attr_chars", DEFAULT_MAX_ATTR_CHARS)
         processors = tuple(hand_in(e) for e in exporters)
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"sample must be between 0.0 and 1.0, got {sample}")
@@ -82,11 +116,13 @@ class TraceOptions:
         otel_context = _sets_otel_context(processors)
         return cls(
             processors=processors,
-            redactor=Redactor(redact, capture_content=capture_content),
+            redactor=Redactor(
+                options.get("redact"), capture_content=options.get("capture_content", True)
+            ),
             max_attr_chars=max_attr_chars,
             sample=sample,
             name_run_types=name_run_types or {},
-            name=name,
+            name=options.get("name"),
             record_root_chunks=chunk_level >= 1,
             record_all_chunks=chunk_level >= 2,
             otel_context=otel_context,

@@ -32,24 +32,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any, Unpack
 
 from langchain_core.runnables import Runnable
 
 from lcel_trace._log import report_internal_error, warn_once
 from lcel_trace.clock import now_ns
 from lcel_trace.context import (
-    DEFAULT_MAX_ATTR_CHARS,
     TraceOptions,
+    TracingOptions,
     inside_recorded_event_stream,
     is_sampled,
     new_trace_id,
     otel_parent,
 )
-from lcel_trace.export import SpanExporter
 from lcel_trace.normalise import PHASE_KIND, run_type_of, split_event_name
-from lcel_trace.redact import Redact
 from lcel_trace.run_events import RunChunk, RunCustom, RunEnd, RunEvent, RunStart, TraceSink
 from lcel_trace.session import TraceSession
 from lcel_trace.span import RunType
@@ -61,59 +59,34 @@ __all__ = ["trace_events", "trace_events_sync"]
 def trace_events(
     events: AsyncIterable[Any],
     *,
-    exporters: Sequence[SpanExporter] = (),
-    name: str | None = None,
-    redact: Redact | None = None,
-    capture_content: bool = True,
-    max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
-    sample: float = 1.0,
     runnable: Runnable[Any, Any] | None = None,
+    **options: Unpack[TracingOptions],
 ) -> AsyncIterator[Any]:
     """Yield every event of `events` unchanged, recording one trace per root run.
 
-    The options mean what they mean for `trace()`; `runnable`, when given, is the
-    runnable that produced the stream (used only to name the run types of its lambdas
-    and user-defined steps). Options are checked now, the stream is read lazily.
+    The options (`exporters`, `name`, `redact`, `capture_content`, `max_attr_chars`,
+    `sample`: `context.TracingOptions`) mean what they mean for `trace()`; `runnable`,
+    when given, is the runnable that produced the stream (used only to name the run
+    types of its lambdas and user-defined steps). Options are checked now, the stream
+    is read lazily.
     """
-    options = _options(exporters, name, redact, capture_content, max_attr_chars, sample, runnable)
-    return _traced_async(events, options)
+    return _traced_async(events, _options(runnable, options))
 
 
 def trace_events_sync(
     events: Iterable[Any],
     *,
-    exporters: Sequence[SpanExporter] = (),
-    name: str | None = None,
-    redact: Redact | None = None,
-    capture_content: bool = True,
-    max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
-    sample: float = 1.0,
     runnable: Runnable[Any, Any] | None = None,
+    **options: Unpack[TracingOptions],
 ) -> Iterator[Any]:
     """`trace_events` for a sync iterable of v2 events (e.g. `Runnable.stream_events`)."""
-    options = _options(exporters, name, redact, capture_content, max_attr_chars, sample, runnable)
-    return _traced_sync(events, options)
+    return _traced_sync(events, _options(runnable, options))
 
 
-def _options(
-    exporters: Sequence[SpanExporter],
-    name: str | None,
-    redact: Redact | None,
-    capture_content: bool,
-    max_attr_chars: int,
-    sample: float,
-    runnable: Runnable[Any, Any] | None,
-) -> TraceOptions:
+def _options(runnable: Runnable[Any, Any] | None, options: TracingOptions) -> TraceOptions:
     """The options `trace()` would resolve for the same arguments."""
-    return TraceOptions.build(
-        exporters=exporters,
-        name=name,
-        redact=redact,
-        capture_content=capture_content,
-        max_attr_chars=max_attr_chars,
-        sample=sample,
-        name_run_types=run_types_by_name(runnable) if runnable is not None else None,
-    )
+    run_types = run_types_by_name(runnable) if runnable is not None else None
+    return TraceOptions.build(name_run_types=run_types, **options)
 
 
 async def _traced_async(events: AsyncIterable[Any], options: TraceOptions) -> AsyncIterator[Any]:

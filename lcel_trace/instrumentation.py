@@ -22,7 +22,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.runnables.base import Runnable
@@ -30,10 +30,9 @@ from langchain_core.runnables.config import var_child_runnable_config
 
 from lcel_trace import context
 from lcel_trace._log import log, report_internal_error
-from lcel_trace.context import DEFAULT_MAX_ATTR_CHARS, TraceOptions
-from lcel_trace.export import SpanExporter
+from lcel_trace.context import SharedOptions, TraceOptions
+from lcel_trace.export import TraceExporter
 from lcel_trace.recorder import recorder_of
-from lcel_trace.redact import Redact
 from lcel_trace.wrapper import (
     TracedRunnable,
     run_types_by_name,
@@ -101,15 +100,7 @@ _state: _State | None = None
 _lock = threading.RLock()
 
 
-def instrument(
-    exporters: Sequence[SpanExporter] = (),
-    *,
-    name: str | None = None,
-    redact: Redact | None = None,
-    capture_content: bool = True,
-    max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
-    sample: float = 1.0,
-) -> None:
+def instrument(exporters: Sequence[TraceExporter] = (), **options: Unpack[SharedOptions]) -> None:
     """Trace every outermost runnable call in the process, as `trace()` would.
 
     Any thread, any task: a call with no enclosing run becomes one trace sent to
@@ -118,25 +109,18 @@ def instrument(
     options without patching twice. Does nothing when `LCEL_TRACE_DISABLED=1`.
     """
     global _state
-    options = TraceOptions.build(
-        exporters=exporters,
-        name=name,
-        redact=redact,
-        capture_content=capture_content,
-        max_attr_chars=max_attr_chars,
-        sample=sample,
-    )
+    built = TraceOptions.build(exporters=exporters, **options)
     if tracing_disabled():
         log.info("instrument_skipped", reason="LCEL_TRACE_DISABLED is set")
         return
     with _lock:
         if _state is not None:
-            _state = _State(options=options, patches=_state.patches)
-            context.instrumented_processors = options.processors
+            _state = _State(options=built, patches=_state.patches)
+            context.instrumented_processors = built.processors
             return
-        state = _State(options=options)
+        state = _State(options=built)
         _state = state
-        context.instrumented_processors = options.processors
+        context.instrumented_processors = built.processors
         for cls in _runnable_classes():
             _patch_class(cls, state)
         _hook_subclasses(state)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, Unpack, cast
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.runnables import (
@@ -37,14 +37,13 @@ from lcel_trace import context
 from lcel_trace._log import report_internal_error
 from lcel_trace.clock import now_ns
 from lcel_trace.context import (
-    DEFAULT_MAX_ATTR_CHARS,
     TraceOptions,
+    TracingOptions,
     inside_recorded_event_stream,
     is_sampled,
     new_trace_id,
     otel_parent,
 )
-from lcel_trace.export import SpanExporter
 from lcel_trace.normalise import is_user_runnable
 from lcel_trace.recorder import (
     AsyncRecorder,
@@ -53,7 +52,6 @@ from lcel_trace.recorder import (
     TappingRecorder,
     recorder_of,
 )
-from lcel_trace.redact import Redact
 from lcel_trace.run_events import RunChunk, TraceSink
 from lcel_trace.session import TraceSession
 from lcel_trace.span import RunType
@@ -72,31 +70,19 @@ def tracing_disabled() -> bool:
 
 def trace(
     runnable: Runnable[Input, Output] | Callable[..., Any] | Mapping[str, Any],
-    *,
-    exporters: Sequence[SpanExporter] = (),
-    name: str | None = None,
-    redact: Redact | None = None,
-    capture_content: bool = True,
-    max_attr_chars: int = DEFAULT_MAX_ATTR_CHARS,
-    sample: float = 1.0,
+    **options: Unpack[TracingOptions],
 ) -> TracedRunnable[Input, Output]:
     """Wrap `runnable` so each call is recorded as one trace and sent to `exporters`.
 
-    `redact` maps any content value to what may leave the process (applied after the
-    built-in secret scrubbing); `capture_content=False` drops inputs, outputs and
-    chunks entirely. `sample` keeps that fraction of traces, chosen by trace id.
+    Options (keywords, declared once in `context.TracingOptions`): `exporters=()`,
+    `name=None`, `redact=None` (maps any content value to what may leave the process,
+    after the built-in secret scrubbing), `capture_content=True` (False drops inputs,
+    outputs and chunks entirely), `max_attr_chars=4096`, `sample=1.0` (keeps that
+    fraction of traces, chosen by trace id).
     """
     bound = coerce_to_runnable(cast("Any", runnable))
-    options = TraceOptions.build(
-        exporters=exporters,
-        name=name,
-        redact=redact,
-        capture_content=capture_content,
-        max_attr_chars=max_attr_chars,
-        sample=sample,
-        name_run_types=run_types_by_name(bound),
-    )
-    return TracedRunnable(bound, options, taps_safe=taps_cannot_switch_models(bound))
+    built = TraceOptions.build(name_run_types=run_types_by_name(bound), **options)
+    return TracedRunnable(bound, built, taps_safe=taps_cannot_switch_models(bound))
 
 
 def run_types_by_name(root: Runnable[Any, Any], limit: int = 10_000) -> Mapping[str, RunType]:
