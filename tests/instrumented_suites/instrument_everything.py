@@ -193,6 +193,11 @@ def pytest_configure(config: pytest.Config) -> None:
     lcel_trace.instrument(exporters=[EXPORTER])
 
 
+def _label(session: Any) -> str:
+    """A session's trace name (private: only for the message) and id."""
+    return f"{getattr(session, '_name', '?')!r} ({session.trace_id})"
+
+
 def _unfinished(sessions: list[Any]) -> list[Any]:
     return [s for s in sessions if not s.finished]
 
@@ -206,7 +211,7 @@ def check_test() -> list[str]:
     if _unfinished(sessions):
         gc.collect()  # abandoned streams are finalised (and must end their traces)
     for session in _unfinished(sessions):
-        problems.append(f"trace {session._name!r} ({session.trace_id}) never ended")
+        problems.append(f"trace {_label(session)} never ended")
         _reported_open.add(session.trace_id)
     if not EXPORTER.force_flush(FLUSH_TIMEOUT_S):
         problems.append(f"the exporter did not drain within {FLUSH_TIMEOUT_S:.0f} s")
@@ -214,7 +219,7 @@ def check_test() -> list[str]:
     for session in sessions:
         if session.finished and not EXPORTER.ended(session.trace_id):
             problems.append(
-                f"trace {session._name!r} ended, but its end never reached the exporter"
+                f"trace {_label(session)} ended, but its end never reached the exporter"
             )
     for trace_id in EXPORTER.open_trace_ids() - _reported_open:
         problems.append(f"trace {trace_id} started at the exporter and never ended there")

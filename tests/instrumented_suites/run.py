@@ -47,6 +47,8 @@ EXIT_GRACE_S = 60.0
 """How long a pytest process may take to exit once its outcome report is written
 (lcel-trace's own exit flush waits at most 5 s)."""
 NOT_PASSED = ("failed", "error", "missing")
+tally = {"passed": 0, "failed": 0}
+"""Tests that passed plainly and in every other mode; regressions not allowed."""
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,7 @@ def compare(suite: Suite, mode: str, plain: dict, other: dict, extra: list[str])
         and other.get(test_id, {"outcome": "missing"})["outcome"] in NOT_PASSED
     }
     unexpected = sorted(set(regressions) - set(allowed))
+    tally["failed"] += len(unexpected)
     print(f"{mode}: {common.counts(other)}")
     print(f"  {len(regressions)} regressions (pass plainly, fail {mode}), "
           f"{len(regressions) - len(unexpected)} of them allowed")  # fmt: skip
@@ -364,6 +367,11 @@ def run_suite(python: str, suite: Suite, constraints: Path | None, extra: list[s
         if entry["outcome"] in ("failed", "error"):
             print(f"  (fails plainly too) {test_id}: {entry['message']}")
     failures = 0
+    tally["passed"] += sum(
+        entry["outcome"] == "passed"
+        and all(o.get(t, {}).get("outcome") == "passed" for o, _ in results.values())
+        for t, entry in plain.items()
+    )
     for mode, (outcomes, problem) in results.items():
         failures += compare(suite, mode, plain, outcomes, extra)
         if problem:
@@ -403,6 +411,8 @@ def main() -> int:
         python = make_venv(options.venv, suites, constraints, options.lcel_trace)
     codes = [run_suite(python, suite, constraints, options.pytest_args) for suite in suites]
     print(f"\ninstrumented_suites finished in {time.monotonic() - started:.0f} s")
+    # the plain closing line CI reads: passed in every mode; regressions not allowed
+    print(f"instrumented_suites: {tally['passed']} passed, {tally['failed']} failed")
     if 2 in codes:
         return 2
     if 1 in codes:
