@@ -1,6 +1,6 @@
 """Run LangGraph's and langchain-openai's own unit tests plainly, with `instrument()` on
-for the whole session, and (LangGraph) with every outermost call routed through
-`trace()`; fail on any test that passes plainly and fails in another mode.
+for the whole session, and with every outermost call routed through `trace()`; fail on
+any test that passes plainly and fails in another mode.
 
     .venv/bin/python tests/instrumented_suites/run.py [--venv DIR [--lcel-trace WHEEL]]
         [--suite NAME]... [--keep-going] [-- pytest args...]
@@ -108,7 +108,7 @@ SUITES = {
                 "langchain",
                 "numpy",
             ),
-            modes=("plain", "instrumented"),
+            modes=("plain", "instrumented", "traced"),
             # as its own Makefile runs them: no network
             pytest_args=("--disable-socket", "--allow-unix-socket"),
         ),
