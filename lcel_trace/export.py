@@ -3,9 +3,10 @@
 **The contract** (`TraceExporter`): `export(spans)`, `force_flush(timeout_s=None) -> bool`
 and `shutdown()`, plus what the exporter declares in a frozen `ExporterCapabilities`
 as its `capabilities` attribute (read once, when the exporter is handed to `trace()`,
-`instrument()`, `trace_events()` or `reexport()`; an object that declares nothing
-receives finished spans only, and `on_event` events too if it has one). What an
-exporter receives, with `capabilities.receives`:
+`instrument()`, `trace_events()` or `reexport()`; an object that declares nothing is
+read as `"records"` if it has any of `on_trace_start`, `on_event`, `on_trace_end` (with
+`events` if it has `on_event`), else as `"spans"`). What an exporter receives, with
+`capabilities.receives`:
 
 - `"spans"`: `export(spans)`, the finished spans of one hand-off, in the order they ended.
 - `"records"`: every record in order, one call per record (spans grouped):
@@ -94,15 +95,8 @@ _HOOKS_NEEDED: dict[str, tuple[str, ...]] = {
     "records": ("on_trace_start", "on_event", "on_trace_end", "on_idle"),
     "batches": ("on_batch", "on_idle"),
 }
-_UNDECLARED = (
-    "on_batch",
-    "on_trace_start",
-    "on_trace_end",
-    "on_idle",
-    "record_chunks",
-    "record_events",
-    "max_queue",
-)
+_PER_RECORD_HOOKS = ("on_trace_start", "on_event", "on_trace_end")
+_UNDECLARED = ("on_batch", "on_idle", "record_chunks", "record_events", "max_queue")
 
 
 @runtime_checkable
@@ -159,7 +153,8 @@ class ExporterCapabilities:
 
 
 _SPANS_ONLY = ExporterCapabilities()
-_SPANS_AND_EVENTS = ExporterCapabilities(receives="records", events=True)
+_RECORDS = ExporterCapabilities(receives="records")
+_RECORDS_AND_EVENTS = ExporterCapabilities(receives="records", events=True)
 
 
 def capabilities_of(exporter: object) -> ExporterCapabilities:
@@ -190,7 +185,10 @@ def capabilities_of(exporter: object) -> ExporterCapabilities:
                 "`capabilities = ExporterCapabilities(receives='records', ...)` "
                 "(lcel_trace.export), or subclass lcel_trace.exporters.BaseExporter."
             )
-        return _SPANS_AND_EVENTS if callable(getattr(exporter, "on_event", None)) else _SPANS_ONLY
+        hooks = [m for m in _PER_RECORD_HOOKS if callable(getattr(exporter, m, None))]
+        if not hooks:
+            return _SPANS_ONLY
+        return _RECORDS_AND_EVENTS if "on_event" in hooks else _RECORDS
     if not isinstance(declared, ExporterCapabilities):
         raise TypeError(
             f"{name}.capabilities must be an ExporterCapabilities, got {type(declared).__name__}"

@@ -121,12 +121,30 @@ def test_a_wrong_object_is_refused_when_handed_in_not_on_a_call(wrong: object, h
         trace(chain(), exporters=[wrong])  # type: ignore[list-item]
 
 
-def test_hooks_without_a_declaration_are_refused_rather_than_silently_ignored() -> None:
+def test_an_undeclared_exporters_per_record_hooks_are_read_once_and_called() -> None:
     class Undeclared(Collecting):
-        def on_trace_end(self, end: object) -> None:
+        def __init__(self) -> None:
+            super().__init__()
+            self.ends: list[str] = []
+
+        def on_trace_end(self, end: Any) -> None:
+            self.ends.append(end.status)
+
+    exporter = Undeclared()
+    trace(chain(), exporters=[exporter]).invoke("hi")
+    assert exporter.force_flush(30)
+    assert exporter.ends == ["ok"]
+    assert processor_for(exporter).capabilities == ExporterCapabilities(receives="records")
+
+
+def test_hooks_that_need_a_declaration_are_refused_rather_than_silently_ignored() -> None:
+    class Undeclared(Collecting):
+        max_queue = 10
+
+        def on_batch(self, records: object) -> None:
             return None
 
-    with pytest.raises(TypeError, match="has on_trace_end but declares no capabilities"):
+    with pytest.raises(TypeError, match="has on_batch, max_queue but declares no capabilities"):
         trace(chain(), exporters=[Undeclared()])
 
 
