@@ -144,12 +144,17 @@ def pip(python: str, *args: str) -> None:
 
 
 def frozen_constraints(out: Path) -> Path:
-    """Every distribution this interpreter has, pinned (this project's own excepted)."""
+    """Every distribution this interpreter has from an index, pinned (this project's
+    own excepted)."""
     frozen = subprocess.run(
         [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    lines = [line for line in frozen.splitlines() if not line.lower().startswith("lcel-trace")]
+    lines = [  # pins only: no direct references (a local file may be gone)
+        line
+        for line in frozen.splitlines()
+        if "==" in line and " @ " not in line and not line.lower().startswith("lcel-trace")
+    ]
     path = out / "constraints.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
