@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from lcel_trace.redact import scrub_text
+from lcel_trace.scrub import scrub_text
 
 _stdlib_logger = logging.getLogger("lcel_trace")
 

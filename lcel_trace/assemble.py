@@ -1,7 +1,9 @@
 """The assembler: v2-shaped events in, finished spans out.
 
 `SpanAssembler` is pure bookkeeping with no I/O and no clock of its own: every event
-carries its timestamp. It is the one place that knows who a run is (name, type,
+carries its timestamp. It redacts nothing: a span's content is the content its events
+were recorded with (the session's redaction stage made it safe once, for the event's
+record and the span alike). It is the one place that knows who a run is (name, type,
 parents) while it runs, so producers need no run table of their own, and it is fed the
 same way by the callback recorder, by a consumed `astream_events` stream and by the
 file reader.
@@ -22,7 +24,6 @@ from lcel_trace.normalise import (
     response_facts,
     split_event_name,
 )
-from lcel_trace.redact import Redactor
 from lcel_trace.serialize import qualified_name
 from lcel_trace.span import (
     RunType,
@@ -83,14 +84,14 @@ class SpanAssembler:
         self,
         trace_id: str,
         *,
-        redactor: Redactor | None = None,
+        redact_folded: Callable[[Any], Any] | None = None,
         root_parent_id: str | None = None,
         root_run_id: str | None = None,
         aggregate_root: bool = True,
     ) -> None:
         self.trace_id = trace_id
         self.root_run_id = root_run_id
-        self._redactor = redactor or Redactor()
+        self._redact_folded = redact_folded or _as_recorded
         self._root_parent_id = root_parent_id
         self._aggregate_root = aggregate_root
         self._open: dict[str, _SpanBuilder] = {}
@@ -109,11 +110,18 @@ class SpanAssembler:
         """Whether `run_id` started in this trace (running or ended)."""
         return run_id in self._open or run_id in self._closed
 
-    def feed(self, event: TraceEvent) -> Span | None:
-        """Apply one event; return the span it finished, if any."""
+    def feed(self, event: TraceEvent, content: Mapping[str, Any] | None = None) -> Span | None:
+        """Apply one event; return the span it finished, if any.
+
+        `content` is the event's data as it may leave the process (inputs, outputs,
+        custom data, errors as type and message), when `event.data` is the data as it
+        happened (facts such as usage and the model come from that); None when
+        `event.data` is recorded content already (a file's)."""
         kind = event.kind
+        if content is None:
+            content = event.data
         if kind == "start":
-            self._start(event)
+            self._start(event, content)
             return None
         if kind == "stream":
             for ts, chunk in event.data.get("chunks", ()):
@@ -122,14 +130,12 @@ class SpanAssembler:
         if kind == "custom":
             builder = self._open.get(event.run_id)
             if builder is not None:
-                builder.events.append(
-                    SpanEvent(event.name, event.ts_ns, self._redactor.content(event.data))
-                )
+                builder.events.append(SpanEvent(event.name, event.ts_ns, content))
             return None
         if kind == "end":
-            return self._end(event)
+            return self._end(event, content)
         if kind == "error":
-            return self._fail(event)
+            return self._fail(event, content)
         return None
 
     def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
@@ -180,11 +186,15 @@ class SpanAssembler:
         for run_id in sorted(self._open, key=lambda r: self._open[r].start_ns, reverse=True):
             builder = self._open[run_id]
             builder.attributes["closed_at_trace_end"] = True
-            outputs = fold_chunks(builder.chunks) if builder.chunks else None
+            outputs = self._folded(builder)
             finished.append(self._finish(builder, ts_ns, status, span_error, outputs))
         return finished
 
-    def _start(self, event: TraceEvent) -> None:
+    def _folded(self, builder: _SpanBuilder) -> Any:
+        """The output a run streamed, for a run that did not report one at its end."""
+        return self._redact_folded(fold_chunks(builder.chunks)) if builder.chunks else None
+
+    def _start(self, event: TraceEvent, content: Mapping[str, Any]) -> None:
         run_id = event.run_id
         if run_id in self._open or run_id in self._closed:
             return
@@ -207,8 +217,8 @@ class SpanAssembler:
             parent_ids=event.parent_ids,
         )
         builder = _SpanBuilder(identity=identity, parent_id=parent_id, start_ns=event.ts_ns)
-        if "input" in data:  # as it was when the run started
-            builder.inputs = self._redactor.content(data["input"])
+        if "input" in content:  # as it was when the run started
+            builder.inputs = content["input"]
             builder.has_inputs = True
         if self._aggregate_root and run_id == self.root_run_id:
             builder.chunks = []
@@ -220,34 +230,31 @@ class SpanAssembler:
             builder.attributes["tool_call_id"] = data["tool_call_id"]
         self._open[run_id] = builder
 
-    def _closing(self, event: TraceEvent) -> _SpanBuilder | None:
+    def _closing(self, event: TraceEvent, content: Mapping[str, Any]) -> _SpanBuilder | None:
         """The open span an end or error event closes, given the inputs that streamed
         steps only report at their end."""
         builder = self._open.get(event.run_id)
-        if builder is not None and not builder.has_inputs and "input" in event.data:
-            builder.inputs = self._redactor.content(event.data["input"])
+        if builder is not None and not builder.has_inputs and "input" in content:
+            builder.inputs = content["input"]
             builder.has_inputs = True
         return builder
 
-    def _end(self, event: TraceEvent) -> Span | None:
-        builder = self._closing(event)
+    def _end(self, event: TraceEvent, content: Mapping[str, Any]) -> Span | None:
+        builder = self._closing(event, content)
         if builder is None:
             return None
-        output = event.data.get("output")
         usage = None
         if builder.identity.run_type in ("chat_model", "llm"):
-            usage = response_facts(output, builder.attributes)
-        return self._finish(builder, event.ts_ns, "ok", None, output, usage)
+            usage = response_facts(event.data.get("output"), builder.attributes)
+        return self._finish(builder, event.ts_ns, "ok", None, content.get("output"), usage)
 
-    def _fail(self, event: TraceEvent) -> Span | None:
-        builder = self._closing(event)
+    def _fail(self, event: TraceEvent, content: Mapping[str, Any]) -> Span | None:
+        builder = self._closing(event, content)
         if builder is None:
             return None
-        error = event.data.get("error")
-        status: Status = "cancelled" if is_cancellation(error) else "error"
-        span_error = self._span_error(error) if status == "error" else None
-        outputs = fold_chunks(builder.chunks) if builder.chunks else None
-        return self._finish(builder, event.ts_ns, status, span_error, outputs)
+        status: Status = "cancelled" if is_cancellation(event.data.get("error")) else "error"
+        span_error = self._span_error(content.get("error")) if status == "error" else None
+        return self._finish(builder, event.ts_ns, status, span_error, self._folded(builder))
 
     def _finish(
         self,
@@ -261,7 +268,6 @@ class SpanAssembler:
         identity = builder.identity
         del self._open[identity.run_id]
         self._closed.add(identity.run_id)
-        redactor = self._redactor
         attributes = builder.attributes
         model = attributes.get("response_model") or attributes.get("request_model")
         return Span(
@@ -274,8 +280,8 @@ class SpanAssembler:
             end_ns=max(end_ns, builder.start_ns),
             status=status,
             error=error,
-            inputs=builder.inputs,  # redacted when recorded
-            outputs=redactor.content(outputs),
+            inputs=builder.inputs,
+            outputs=outputs,
             tags=identity.tags,
             metadata=identity.metadata,
             chunk_count=builder.chunk_count,
@@ -287,13 +293,17 @@ class SpanAssembler:
             attributes=attributes,
         )
 
-    def _span_error(self, error: object) -> SpanError:
+    @staticmethod
+    def _span_error(error: object) -> SpanError:
+        """A recorded error (type and message, as its event's record has them) as a span's."""
         if isinstance(error, SpanError):
-            return SpanError(error.type, self._redactor.text(error.message))
+            return error
         if isinstance(error, BaseException):
-            return SpanError(qualified_name(type(error)), self._redactor.text(error_message(error)))
+            return SpanError(qualified_name(type(error)), error_message(error))
         if isinstance(error, Mapping) and "error_type" in error:
-            return SpanError(
-                str(error["error_type"]), self._redactor.text(str(error.get("message", "")))
-            )
-        return SpanError("Error", self._redactor.text(str(error)))
+            return SpanError(str(error["error_type"]), str(error.get("message", "")))
+        return SpanError("Error", str(error))
+
+
+def _as_recorded(value: Any) -> Any:
+    return value

@@ -13,11 +13,9 @@ and delivers the finished `Trace` to the active `capture()` blocks.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
 from typing import Any
-
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import GenerationChunk
 
 from lcel_trace import otel_context
 from lcel_trace._capture import Capture, active_captures
@@ -25,14 +23,11 @@ from lcel_trace._log import log, report_internal_error
 from lcel_trace.assemble import SpanAssembler
 from lcel_trace.clock import now_ns
 from lcel_trace.context import TraceOptions
-from lcel_trace.normalise import error_message, is_cancellation
-from lcel_trace.redact import Redactor, scrub, scrub_flat_mapping, scrub_text
+from lcel_trace.normalise import is_cancellation
 from lcel_trace.run_events import ChunkSink, RunChunk, RunCustom, RunEnd, RunEvent, RunStart
-from lcel_trace.serialize import qualified_name
 from lcel_trace.span import (
     Record,
     Span,
-    SpanError,
     Status,
     Trace,
     TraceEnd,
@@ -45,88 +40,6 @@ __all__ = ["HANDOFF_INTERVAL_NS", "HANDOFF_MAX_CHUNKS", "HANDOFF_MAX_RECORDS", "
 HANDOFF_INTERVAL_NS = 500_000_000
 HANDOFF_MAX_RECORDS = 512
 HANDOFF_MAX_CHUNKS = 4096
-_CONTENT_KEYS = frozenset(("input", "output", "data", "chunk"))
-_SCRUB_CONTEXT_CHARS = 4096
-"""Text recorded earlier that a later hand-off's scrubbing sees as context."""
-_HOLD_CHARS = 256
-"""Text kept back at a mid-stream hand-off, so a secret cut there is seen whole."""
-_NO_CONTENT = Redactor(capture_content=False)
-"""For spans nobody receives (no exporter, no capture): their content is never read."""
-
-
-def chunk_text(chunk: Any) -> str | None:
-    """The text a stream chunk carries, if it carries plain text."""
-    if isinstance(chunk, str):
-        return chunk
-    if isinstance(chunk, BaseMessage):
-        return chunk.content if isinstance(chunk.content, str) else None
-    if isinstance(chunk, GenerationChunk):
-        return chunk.text
-    return None
-
-
-def with_chunk_text(chunk: Any, text: str) -> Any:
-    """`chunk` with its text replaced (the same object when nothing changed)."""
-    if isinstance(chunk, str):
-        return text
-    if isinstance(chunk, BaseMessage):
-        return chunk if chunk.content == text else chunk.model_copy(update={"content": text})
-    if isinstance(chunk, GenerationChunk):
-        return chunk if chunk.text == text else chunk.model_copy(update={"text": text})
-    return chunk
-
-
-def _held_tail(chunks: list[list[Any]]) -> int:
-    """How many trailing chunks to keep for the next hand-off: those holding the last
-    `_HOLD_CHARS` characters of text (a secret may continue in the next chunks)."""
-    held = size = 0
-    for _ts, chunk in reversed(chunks):
-        text = chunk_text(chunk)
-        if text is not None:
-            size += len(text)
-        if size > _HOLD_CHARS or held >= _HOLD_CHARS:
-            break
-        held += 1
-    return held
-
-
-def _realigned(
-    texts: list[str | None], offset: int, joined: str, scrubbed: str
-) -> list[str | None]:
-    """Each chunk's text after `joined` (its texts, after `offset` characters of context)
-    became `scrubbed`: chunks outside the changed window keep their text; the first chunk
-    in it takes the scrubbed window, the others keep only what lies outside it. Linear."""
-    start = 0
-    limit = min(len(joined), len(scrubbed))
-    while start < limit and joined[start] == scrubbed[start]:
-        start += 1
-    tail = 0
-    while tail < limit - start and joined[-1 - tail] == scrubbed[-1 - tail]:
-        tail += 1
-    old_end, new_end = len(joined) - tail, len(scrubbed) - tail
-    window = scrubbed[start:new_end]
-    out: list[str | None] = []
-    position = offset
-    placed = False
-    for text in texts:
-        if text is None:
-            out.append(None)
-            continue
-        begin, end = position, position + len(text)
-        position = end
-        if end <= start or (begin >= old_end and (placed or begin > start)):
-            out.append(text)
-            continue
-        kept_before = text[: max(0, start - begin)]
-        kept_after = text[max(0, old_end - begin) :] if end > old_end else ""
-        out.append(kept_before + ("" if placed else window) + kept_after)
-        placed = True
-    return out
-
-
-def _scrubbed_metadata(metadata: Any) -> Any:
-    """Run metadata as it leaves the process: secrets out, a snapshot of its own."""
-    return scrub_flat_mapping(metadata) if type(metadata) is dict else scrub(metadata)
 
 
 def _versions() -> dict[str, str]:
@@ -161,7 +74,6 @@ class TraceSession:
         self.finished = False
         self.options = options
         self.sets_otel_context = options.otel_context
-        self._redactor = options.redactor.for_one_trace()
         self._captures: tuple[Capture, ...] = active_captures()
         self._processors = options.processors
         self._record_root_chunks = options.record_root_chunks or bool(self._captures)
@@ -172,14 +84,17 @@ class TraceSession:
         self._keep_events = bool(self._captures) or any(
             p.capabilities.events for p in self._processors
         )
+        self._redaction = options.redactor.for_one_trace(
+            content=self._keep_records or bool(self._captures)
+        )
         self._assembler = SpanAssembler(
             trace_id,
-            redactor=self._redactor if self._keep_records or self._captures else _NO_CONTENT,
+            redact_folded=self._redaction.content,
             root_parent_id=otel_parent_span_id,
             root_run_id=root_run_id,
         )
         self._otel_parent_span_id = otel_parent_span_id
-        self._name = scrub_text(options.name or root_name)
+        self._name = self._redaction.name(options.name or root_name)
         self._started = False
         self._lock = threading.Lock()
         self._spans: list[Span] = []
@@ -187,7 +102,6 @@ class TraceSession:
         self._event_count = 0
         self._pending: list[Record] = []
         self._chunks: dict[str, list[list[Any]]] = {}
-        self._tails: dict[str, str] = {}
         self._last_handoff_ns = self.start_ns
 
     @property
@@ -211,15 +125,14 @@ class TraceSession:
                 self._begin(record)
             if record.kind in ("end", "error") and record.run_id in self._chunks:
                 self._flush_chunks(record.run_id, final=True)
-            self._redactor.open_instant()  # the event's record and its span share content
-            try:
-                if self._keep_events:
-                    self._append(self._redacted(record))
-                else:  # nobody reads the event itself: count it, skip building its record
-                    self._event_count += 1
-                span = self._assembler.feed(record)
-            finally:
-                self._redactor.close_instant()
+            # Redacted once: the event's record and the span it ends share the content.
+            if self._keep_events:
+                content = self._redaction.data(record.data) if record.data else record.data
+                self._append(_with_data(record, content))
+            else:  # nobody reads the event itself: count it, skip building its record
+                content = self._redaction.data(record.data, whole=False)
+                self._event_count += 1
+            span = self._assembler.feed(record, content)
             if span is not None:
                 self._spans.append(span)
                 self._append(span)
@@ -261,6 +174,7 @@ class TraceSession:
         metadata scrubbed (once, a snapshot of its own); a later event with the run's as
         they were at its start. None for what the trace does not take."""
         assembler = self._assembler
+        redaction = self._redaction
         if isinstance(event, RunStart):
             run_id = event.run_id
             if assembler.has_seen(run_id):
@@ -283,10 +197,10 @@ class TraceSession:
                 f"on_{event.family}_start",
                 run_id,
                 parent_ids,
-                scrub_text(event.name),
+                redaction.name(event.name),
                 event.run_type,
-                tuple(map(scrub_text, tags)) if tags else (),
-                _scrubbed_metadata(metadata if metadata is not None else {}),
+                redaction.tags(tags),
+                redaction.metadata(metadata),
                 event.data,
                 event.ts_ns,
             )
@@ -317,10 +231,10 @@ class TraceSession:
             "on_custom_event",
             run_id,
             (*identity.parent_ids, run_id) if identity is not None else (),
-            scrub_text(event.name),
+            redaction.name(event.name),
             "custom",
-            tuple(map(scrub_text, tags)) if tags else (),
-            _scrubbed_metadata(metadata if metadata is not None else {}),
+            redaction.tags(tags),
+            redaction.metadata(metadata),
             {"data": event.data},
             event.ts_ns,
         )
@@ -378,8 +292,11 @@ class TraceSession:
             for run_id in list(self._chunks):
                 self._flush_chunks(run_id, final=True)
             open_status: Status = status if status != "ok" else "incomplete"
+            span_error = (
+                self._redaction.error(error) if status == "error" and error is not None else None
+            )
             leftovers = self._assembler.abort(
-                open_status, error if open_status == "error" else None, end_ns
+                open_status, span_error if open_status == "error" else None, end_ns
             )
             if leftovers and open_status == "incomplete":
                 log.info(
@@ -390,11 +307,6 @@ class TraceSession:
             for span in leftovers:
                 self._spans.append(span)
                 self._append(span)
-            span_error = (
-                SpanError(qualified_name(type(error)), self._redactor.text(error_message(error)))
-                if status == "error" and error is not None
-                else None
-            )
             self._append(
                 TraceEnd(
                     trace_id=self.trace_id,
@@ -461,19 +373,12 @@ class TraceSession:
             self._pending.append(record)
 
     def _flush_chunks(self, run_id: str, *, final: bool = False) -> None:
-        chunks = self._chunks.pop(run_id)
-        scrub_across = self._redactor.capture_content
-        if scrub_across and not final:
-            held = _held_tail(chunks)
-            if held:
-                self._chunks[run_id] = chunks[len(chunks) - held :]
-                chunks = chunks[: len(chunks) - held]
-        if not chunks:
+        recorded, held = self._redaction.chunks(run_id, self._chunks.pop(run_id), final=final)
+        if held:
+            self._chunks[run_id] = held
+        if not recorded:
             return
         identity = self._assembler.identity(run_id)
-        recorded = [[ts, self._redactor.chunk(chunk)] for ts, chunk in chunks]
-        if scrub_across:
-            self._scrub_across_chunks(run_id, recorded, final)
         self._append(
             TraceEvent(
                 trace_id=self.trace_id,
@@ -486,31 +391,9 @@ class TraceSession:
                 tags=identity.tags if identity else (),
                 metadata=identity.metadata if identity else {},
                 data={"chunks": recorded},
-                ts_ns=chunks[0][0],
+                ts_ns=recorded[0][0],
             )
         )
-
-    def _scrub_across_chunks(self, run_id: str, recorded: list[list[Any]], final: bool) -> None:
-        """A secret split across chunks (`' Bearer'`, `' abc…'`) is caught on the run's
-        text as a whole, with the end of what was recorded before as context. Only the
-        chunks that overlap what scrubbing changed are rewritten, so recorded chunks keep
-        their boundaries wherever there is no secret."""
-        context = self._tails.get(run_id, "")
-        texts = [chunk_text(chunk) for _, chunk in recorded]
-        fresh = "".join(t for t in texts if t is not None)
-        if final:
-            self._tails.pop(run_id, None)
-        else:
-            self._tails[run_id] = (context + fresh)[-_SCRUB_CONTEXT_CHARS:]
-        if not fresh:
-            return
-        joined = context + fresh
-        scrubbed = scrub_text(joined)
-        if scrubbed == joined:
-            return
-        for i, text in enumerate(_realigned(texts, len(context), joined, scrubbed)):
-            if text is not None and text != texts[i]:
-                recorded[i][1] = with_chunk_text(recorded[i][1], text)
 
     def _hand_off(self, ts_ns: int) -> None:
         self._last_handoff_ns = ts_ns
@@ -523,35 +406,21 @@ class TraceSession:
         for processor in self._processors:
             processor.submit(batch)
 
-    def _redacted(self, event: TraceEvent) -> TraceEvent:
-        data = event.data
-        if not data:
-            return event
-        redactor = self._redactor
-        cleaned: dict[str, Any] = {}
-        for key, value in data.items():
-            if key == "error":
-                if isinstance(value, BaseException):
-                    cleaned[key] = {
-                        "error_type": qualified_name(type(value)),
-                        "message": redactor.text(error_message(value)),
-                    }
-                else:
-                    cleaned[key] = value
-            elif key in _CONTENT_KEYS:
-                cleaned[key] = redactor.content(value)
-            else:  # request parameters and the like: secrets out, kept without content
-                cleaned[key] = scrub(value)
-        return TraceEvent(
-            event.trace_id,
-            event.kind,
-            event.event,
-            event.run_id,
-            event.parent_ids,
-            event.name,
-            event.run_type,
-            event.tags,
-            event.metadata,
-            cleaned,
-            event.ts_ns,
-        )
+
+def _with_data(event: TraceEvent, data: Mapping[str, Any]) -> TraceEvent:
+    """`event` with its data as recorded."""
+    if data is event.data:
+        return event
+    return TraceEvent(
+        event.trace_id,
+        event.kind,
+        event.event,
+        event.run_id,
+        event.parent_ids,
+        event.name,
+        event.run_type,
+        event.tags,
+        event.metadata,
+        data,
+        event.ts_ns,
+    )

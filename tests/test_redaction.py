@@ -204,14 +204,13 @@ def test_a_raising_redact_hook_costs_one_value_not_the_trace() -> None:
 def test_scrubbed_stream_text_keeps_chunk_boundaries_outside_the_secret(
     before: str, after: str, cuts: list[int]
 ) -> None:
-    from lcel_trace.redact import scrub_text
-    from lcel_trace.session import _realigned
+    from lcel_trace.redact import _realigned, scrub_text
 
     whole = f"{before} Bearer abcdefghijklmnopqrstuvwxyz012345 {after}"
     points = sorted({min(c, len(whole)) for c in cuts} | {0, len(whole)})
     texts: list[str | None] = [whole[a:b] for a, b in itertools.pairwise(points)]
     scrubbed = scrub_text(whole)
-    out = _realigned(texts, 0, whole, scrubbed)
+    out = _realigned(texts, whole, scrubbed)
     assert "".join(t or "" for t in out) == scrubbed
     assert len(out) == len(texts)
     secret_start = whole.index("abcdefghij")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lcel_trace.redact import REDACTED, StreamScrubber, is_secret_key, scrub, scrub_text
+from lcel_trace.redact import REDACTED, Redactor, is_secret_key, scrub, scrub_text
 from tests.strategies import benign_text, secrets_with_value
 
 JWT = (
@@ -191,10 +191,7 @@ def test_hostile_megabyte_scrubs_in_time_comparable_to_benign_text(name: str) ->
 
 def test_hostile_stream_in_small_chunks_costs_per_chunk_like_benign_text() -> None:
     def stream(text: str) -> None:
-        scrubber = StreamScrubber()
-        for i in range(0, len(text), 64):
-            scrubber.feed(text[i : i + 64])
-        scrubber.flush()
+        _recorded([text[i : i + 64] for i in range(0, len(text), 64)], hand_off_every=64)
 
     benign = _best_of_three(lambda: stream(BENIGN))
     for name in ("pem_begin_without_end", "sk_dash", "open_quotes"):
@@ -224,49 +221,55 @@ def test_benign_text_comes_back_unchanged(text: str) -> None:
 # --- streams ---------------------------------------------------------------------------
 
 
-def _stream(chunks: list[str], hold: int = 256) -> str:
-    scrubber = StreamScrubber(hold)
-    return "".join(scrubber.feed(chunk) for chunk in chunks) + scrubber.flush()
+def _recorded(chunks: list[str], hand_off_every: int | None = None) -> list[str]:
+    """The chunks one streaming run records through the redaction stage, handed off
+    every `hand_off_every` chunks mid-stream (as a long stream is) and at its end."""
+    stage = Redactor().for_one_trace()
+    recorded: list[str] = []
+    pending: list[list[object]] = []
+    for ts, chunk in enumerate(chunks):
+        pending.append([ts, chunk])
+        if hand_off_every and len(pending) >= hand_off_every:
+            done, pending = stage.chunks("run", pending, final=False)
+            recorded += [str(text) for _, text in done]
+    done, _ = stage.chunks("run", pending, final=True)
+    return recorded + [str(text) for _, text in done]
 
 
-def test_a_secret_split_across_chunks_is_redacted() -> None:
+@pytest.mark.parametrize("hand_off_every", [None, 2, 5])
+def test_a_secret_split_across_chunks_is_redacted(hand_off_every: int | None) -> None:
     chunks = ["Here you go:", " Bearer", " abcdef", "ghijklmnop", "qrstuvwxyz", " done."]
     chunks += [" filler text"] * 100
-    out = _stream(chunks)
-    assert "abcdef" not in out
-    assert "ghijklmnop" not in out
-    assert out.startswith("Here you go: [REDACTED] done.")
+    out = _recorded(chunks, hand_off_every)
+    assert len(out) == len(chunks)  # the chunks keep their boundaries
+    assert "".join(out) == scrub_text("".join(chunks))
+    assert "".join(out).startswith("Here you go: [REDACTED] done.")
 
 
-def test_a_private_key_streamed_line_by_line_is_redacted() -> None:
+@pytest.mark.parametrize("hand_off_every", [None, 3, 40])
+def test_a_private_key_streamed_line_by_line_is_redacted(hand_off_every: int | None) -> None:
     body = "\n".join(
         "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"[:60] for _ in range(50)
     )
     text = f"key:\n-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\nbye " * 3
-    out = _stream(text.splitlines(keepends=True))
+    out = "".join(_recorded(text.splitlines(keepends=True), hand_off_every))
     assert "MIIE" not in out
     assert out == scrub_text(text)
 
 
-def test_a_secret_longer_than_the_hold_limit_is_still_dropped_piecewise() -> None:
-    scrubber = StreamScrubber(64, max_hold=256)
-    pieces = [scrubber.feed("start -----BEGIN PRIVATE KEY-----\n")]
-    pieces += [scrubber.feed("QUJDRA" * 10 + "\n") for _ in range(100)]
-    pieces += [scrubber.feed("-----END PRIVATE KEY----- after")]
-    pieces.append(scrubber.flush())
-    out = "".join(pieces)
+def test_a_secret_longer_than_the_context_is_still_dropped_across_hand_offs() -> None:
+    chunks = ["start -----BEGIN PRIVATE KEY-----\n"]
+    chunks += ["QUJDRA" * 10 + "\n" for _ in range(2000)]  # 122 kB, past what is held whole
+    chunks += ["-----END PRIVATE KEY----- after"]
+    out = "".join(_recorded(chunks, hand_off_every=50))
     assert "QUJD" not in out
     assert out.startswith("start [REDACTED]")
     assert out.endswith(" after")
 
 
-def test_a_short_clean_stream_is_returned_whole_by_flush() -> None:
-    scrubber = StreamScrubber()
-    assert scrubber.feed("hello ") == ""
-    assert scrubber.feed("world") == ""
-    assert scrubber.flush() == "hello world"
-    assert scrubber.feed("again") == ""  # ready for the next stream
-    assert scrubber.flush() == "again"
+def test_a_clean_stream_is_recorded_as_it_streamed() -> None:
+    chunks = ["hello ", "world", "", " again"] * 200
+    assert _recorded(chunks, hand_off_every=7) == chunks
 
 
 @settings(max_examples=200, deadline=None)
@@ -276,21 +279,23 @@ def test_a_short_clean_stream_is_returned_whole_by_flush() -> None:
     after=benign_text,
     cuts=st.lists(st.integers(0, 400), max_size=12),
     padding=st.integers(0, 600),
+    hand_off_every=st.sampled_from([None, 1, 2, 5]),
 )
-def test_streamed_in_any_chunks_equals_scrubbing_the_whole_text(
-    before: str, embedded: tuple[str, str], after: str, cuts: list[int], padding: int
+def test_recorded_in_any_chunks_and_hand_offs_equals_scrubbing_the_whole_text(
+    before: str,
+    embedded: tuple[str, str],
+    after: str,
+    cuts: list[int],
+    padding: int,
+    hand_off_every: int | None,
 ) -> None:
     text = f"{'x ' * padding}{before} {embedded[0]} {after}"
     bounds = sorted({min(cut, len(text)) for cut in cuts} | {0, len(text)})
     chunks = [text[a:b] for a, b in itertools.pairwise(bounds)]
-    out = _stream(chunks, hold=128)
-    assert out == scrub_text(text)
-    assert embedded[1] not in out
-
-
-def test_stream_scrubber_rejects_a_hold_too_small_to_see_a_secret() -> None:
-    with pytest.raises(ValueError, match="hold >= 64"):
-        StreamScrubber(8)
+    out = _recorded(chunks, hand_off_every)
+    assert len(out) == len(chunks)
+    assert embedded[1] not in "".join(out)
+    assert "".join(out) == scrub_text(text)
 
 
 def test_names_are_cheap_to_scrub_and_unchanged() -> None:
