@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,31 @@ def test_a_secret_split_across_streamed_chunks_is_not_recorded(tmp_path: Path) -
     assert "[REDACTED]" in recorded
     assert recorded.endswith("say thanks to everyone involved here")
     assert token not in path.read_text()
+
+
+def test_a_private_key_streamed_line_by_line_is_not_recorded(tmp_path: Path) -> None:
+    """Each line is a chunk: the BEGIN line alone looks like a whole (empty) key block,
+    and the body lines after it like nothing at all; only the text as it streamed shows
+    them to be one key."""
+    from langchain_core.runnables import RunnableGenerator
+
+    from lcel_trace.replay import read_traces
+
+    line = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"
+    body = "\n".join([line] * 5)
+    text = f"here:\n-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\nbye"
+
+    def lines(_: object) -> Iterator[str]:
+        yield from text.splitlines(keepends=True)
+
+    path = tmp_path / "pem.jsonl"
+    with JsonlExporter(path) as jsonl, capture() as cap:
+        assert "".join(trace(RunnableGenerator(lines), exporters=[jsonl]).stream("x")) == text
+    assert line not in path.read_text()
+    assert line not in repr(cap.spans)
+    (written,) = read_traces(path)
+    streamed = [c for e in written.trace_events if e.kind == "stream" for _, c in e.data["chunks"]]
+    assert "".join(streamed) == "here:\n[REDACTED]\nbye"
 
 
 def test_run_names_trace_names_and_model_request_parameters_are_scrubbed(
