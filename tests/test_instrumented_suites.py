@@ -9,6 +9,7 @@ The stage itself runs other libraries' suites for minutes; these are its parts, 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +88,10 @@ def tracked(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(plugin, "EXPORTER", exporter)
     plugin._track_sessions()
     plugin._sessions.clear()
+    logging.getLogger("lcel_trace").addHandler(plugin.ERROR_LOG)
     yield exporter
+    logging.getLogger("lcel_trace").removeHandler(plugin.ERROR_LOG)
+    plugin.ERROR_LOG.errors.clear()
     plugin._sessions.clear()
     exporter.shutdown()
 
@@ -113,6 +117,14 @@ def test_a_trace_left_open_is_reported(tracked: Any) -> None:
     assert "never ended" in problems[0]
     stream.close()
     assert plugin.check_test() == []
+
+
+def test_an_error_lcel_trace_logs_is_reported_once(tracked: Any) -> None:
+    logging.getLogger("lcel_trace").error("exit_flush_incomplete")
+    logging.getLogger("lcel_trace").warning("stream_close_failed")  # counted, not failed
+    assert plugin.check_test() == ["lcel-trace logged an error: exit_flush_incomplete"]
+    assert plugin.check_test() == []
+    assert plugin.ERROR_LOG.warnings["stream_close_failed"] >= 1
 
 
 def _run_one_test(tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> str | None:

@@ -13,8 +13,9 @@ error) when:
   times ordered, span ids unique, the root run has a span, every other span's parent
   is inside the trace, `TraceEnd.span_count` matches the spans delivered, no record
   for a trace that is not open;
-- lcel-trace caught an internal error (`_log.internal_error_count()`), or the
-  exporter's queue dropped records or saw a failed call.
+- lcel-trace caught an internal error (`_log.internal_error_count()`) or logged
+  anything at ERROR level, or the exporter's queue dropped records or saw a failed call
+  (its warnings are counted in the terminal summary).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import logging
 import os
 import re
 import threading
@@ -186,9 +188,30 @@ def _counters() -> tuple[int, int, int]:
     return lcel_log.internal_error_count(), queue.dropped_records, queue.failed_calls
 
 
+class _ErrorLog(logging.Handler):
+    """Keeps what lcel-trace logs at ERROR or above (an internal error, a failed exit
+    flush...) until the test it happened in is checked; counts its warnings by kind."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[str] = []
+        self.warnings: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            self.errors.append(message[:200])
+        else:
+            self.warnings[message] = self.warnings.get(message, 0) + 1
+
+
+ERROR_LOG = _ErrorLog()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global EXPORTER
     EXPORTER = ValidatingExporter()
+    logging.getLogger("lcel_trace").addHandler(ERROR_LOG)
     _track_sessions()
     lcel_trace.instrument(exporters=[EXPORTER])
 
@@ -224,6 +247,8 @@ def check_test() -> list[str]:
     for trace_id in EXPORTER.open_trace_ids() - _reported_open:
         problems.append(f"trace {trace_id} started at the exporter and never ended there")
         _reported_open.add(trace_id)
+    problems += [f"lcel-trace logged an error: {e}" for e in ERROR_LOG.errors]
+    ERROR_LOG.errors.clear()
     return problems
 
 
@@ -264,6 +289,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"{EXPORTER.traces_checked} traces and {EXPORTER.spans_checked} spans checked, "
         f"{stats['tests_with_problems']} tests with problems"
     )
+    for kind, count in sorted(ERROR_LOG.warnings.items()):
+        terminalreporter.write_line(f"instrument_everything: lcel-trace warned {kind!r} x{count}")
     path = os.environ.get("LCEL_SUITE_TRACE_STATS")
     if path:
         with open(path, "w", encoding="utf-8") as f:
