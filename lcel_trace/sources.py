@@ -26,6 +26,7 @@ __all__ = [
     "expand",
     "open_trace_file",
     "rotated_name",
+    "wrap_trace_file",
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -126,7 +127,11 @@ def _rotation_set(path: Path) -> list[Path]:
 def open_trace_file(path: str | os.PathLike[str]) -> IO[bytes]:
     """A binary reader for a trace file, gunzipped when it starts with gzip's magic
     (whatever its name): `readline(limit)` stays bounded either way."""
-    handle = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    return wrap_trace_file(open(path, "rb"))
+
+
+def wrap_trace_file(handle: IO[bytes]) -> IO[bytes]:
+    """`handle` itself, or a gunzipping reader over it (which closes it when closed)."""
     try:
         magic = handle.read(2)
         handle.seek(0)

@@ -107,3 +107,84 @@ def test_html_trace_picks_one_trace_from_many_files_and_shows_its_cost(tmp_path:
     ambiguous = run("html", tmp_path, "--trace", "", "-o", out)
     assert ambiguous.returncode == 2
     assert "more than one trace" in ambiguous.stderr
+
+
+def test_tail_follows_several_files_and_a_rotating_one_without_losing_a_trace(
+    tmp_path: Path,
+) -> None:
+    """Written in step with what tail shows (a trace, then its tree on tail's stdout),
+    so every rotation happens while tail follows the file; the catch-up after several
+    rotations between two polls is the next test's."""
+    from langchain_core.runnables import RunnableLambda
+
+    from lcel_trace import trace
+    from lcel_trace.exporters import JsonlExporter
+
+    rotating, plain = tmp_path / "runs.jsonl", tmp_path / "other.jsonl"
+    tail = subprocess.Popen(
+        lcel_trace("tail", rotating, plain, "--exit-after", "31", "--timeout", "120"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    shown: list[str] = []
+
+    def wait_for(count: int) -> None:
+        assert tail.stdout is not None
+        while len(shown) < count:
+            line = tail.stdout.readline()
+            assert line, "tail ended early"
+            if " trace " in line:
+                shown.append(line.split()[0])
+
+    try:
+        assert tail.stderr is not None
+        while "waiting for" not in tail.stderr.readline():  # tail runs before the writer
+            assert tail.poll() is None
+        with JsonlExporter(rotating, max_bytes=3000, backup_count=50, compress=True) as rot:
+            traced = trace(RunnableLambda(lambda x: x), exporters=[rot], name="rotated")
+            for i in range(30):
+                traced.invoke(i)
+                rot.force_flush()
+                wait_for(i + 1)
+        with open(plain, "wb") as handle:
+            handle.writelines(lines(qa_trace(name="plain")))
+        wait_for(31)
+        tail.communicate(timeout=120)
+    finally:
+        tail.kill()
+        tail.wait()
+    assert tail.returncode == 0
+    assert len(list(tmp_path.glob("runs.jsonl.*.gz"))) > 3  # it rotated while followed
+    assert shown == ["rotated"] * 30 + ["plain"]
+
+
+def test_tail_catches_up_on_backups_rotated_before_it_read_them(tmp_path: Path) -> None:
+    """The follower is driven by hand: a whole rotated set appears, then rotates three
+    times between two polls; every trace is shown once, in order."""
+    from langchain_core.runnables import RunnableLambda
+
+    from lcel_trace import trace
+    from lcel_trace.cli.tail import _Follower
+    from lcel_trace.exporters import JsonlExporter
+
+    path = tmp_path / "runs.jsonl"
+    shown: list[object] = []
+    follower = _Follower(path, False, lambda t: shown.append(t.root.outputs) or True)
+    assert follower.poll() is False  # waiting for the file
+    with JsonlExporter(path, max_bytes=3000, backup_count=50, compress=True) as exporter:
+        traced = trace(RunnableLambda(lambda x: x), exporters=[exporter])
+        for i in range(10):  # rotates before the follower first opens the file
+            traced.invoke(i)
+            exporter.force_flush()
+        while follower.poll():
+            pass
+        assert shown == list(range(10))
+        for i in range(10, 20):  # several rotations between two polls
+            traced.invoke(i)
+            exporter.force_flush()
+    while follower.poll():
+        pass
+    follower.close()
+    assert len(list(tmp_path.glob("runs.jsonl.*.gz"))) > 5
+    assert shown == list(range(20))
