@@ -54,7 +54,8 @@ def large_file_section(target_bytes: int, generate: Callable[..., int], *, round
         folder = Path(tmp)
         path = folder / "big.jsonl"
         started = time.perf_counter()
-        size = generate(path, max(1, target_bytes // TRACE_BYTES), target_bytes)
+        traces = max(1, target_bytes // TRACE_BYTES)
+        size = generate(path, traces, target_bytes)
         generated_s = time.perf_counter() - started
         first_id = path.open("rb").readline().split(b'"trace_id":"')[1][:32].decode()
         read = f"read_json('{path}', format='newline_delimited', columns={DUCKDB_COLUMNS})"
@@ -97,7 +98,7 @@ def large_file_section(target_bytes: int, generate: Callable[..., int], *, round
                 f"| `lcel-trace {label}` | {seconds:.1f} | {rss:.0f} | " + " | ".join(cells) + " |"
             )
     return (
-        f"### Reading a large file ({size / GB:.2f} GB, {size // TRACE_BYTES:,} traces, "
+        f"### Reading a large file ({size / GB:.2f} GB, {traces:,} traces, "
         f"generated in {generated_s:.0f} s; {rounds} run(s) each; DuckDB on all cores)\n\n"
         + "\n".join(rows)
     )
