@@ -27,6 +27,7 @@ from typing import IO, Any, NoReturn
 
 from lcel_trace.assemble import SpanAssembler
 from lcel_trace.records import FROM_EVENTS, RECORD_TYPES, Record, from_line
+from lcel_trace.sources import open_trace_file
 from lcel_trace.span import Span, Trace, TraceEnd, TraceEvent, TraceStart
 
 __all__ = [
@@ -469,7 +470,7 @@ def iter_traces(path: str | os.PathLike[str], *, strict_ids: bool = False) -> It
     the unfinished ones. Holds only the traces still open, never the file's text."""
     reader = TraceReader(path, strict_ids=strict_ids)
     lines = LineBuffer()
-    with open(path, "rb") as handle:
+    with open_trace_file(path) as handle:  # gunzipped when it is gzip
         for number, raw in lines.read_from(handle):
             trace = reader.feed(number, raw)
             if trace is not None:
@@ -491,7 +492,7 @@ def read_traces(path: str | os.PathLike[str], *, strict_ids: bool = False) -> li
     reader = TraceReader(path, strict_ids=strict_ids)
     lines = LineBuffer()
     done: list[tuple[int, Trace]] = []
-    with open(path, "rb") as handle:
+    with open_trace_file(path) as handle:  # gunzipped when it is gzip
         for number, raw in lines.read_from(handle):
             if (finished := reader.feed_numbered(number, raw)) is not None:
                 done.append(finished)
@@ -517,7 +518,7 @@ def stream_traces(
 
     A rotated set is read as one stream, oldest file first, so a trace cut by a rotation
     comes out whole; errors still name the file and line (`file:line: reason`)."""
-    from lcel_trace.sources import expand, open_trace_file
+    from lcel_trace.sources import expand
 
     given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     for trace_set in expand(given):

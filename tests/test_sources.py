@@ -92,3 +92,10 @@ def test_lines_are_read_in_bounded_pieces_from_gzip(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"x" * 100_000 + b"\n"))
     with open_trace_file(path) as handle:
         assert len(handle.readline(1000)) == 1000
+
+
+def test_read_traces_and_replay_read_a_gzipped_file(tmp_path: Path) -> None:
+    from lcel_trace.reader import read_traces
+
+    path = write(tmp_path / "runs.jsonl.gz", [qa_trace(name="zipped")], compress=True)
+    assert [t.name for t in read_traces(path)] == ["zipped"]
