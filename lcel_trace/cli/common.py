@@ -37,7 +37,7 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
         "--last",
         type=positive_int,
         metavar="N",
-        help="only the last N traces in the file (after the other options)",
+        help="only the last N traces read, in the order they ended (after the other options)",
     )
 
 
