@@ -118,6 +118,9 @@ class Recorder(BaseCallbackHandler):
         self._tapped: set[str] = set()
         self._token_targets: dict[UUID, _TokenTarget] = {}
         self._chat_models: set[UUID] = set()  # running chat models: how to shape a token
+        # The text of each running run's id, made once: `UUID.__str__` is costly, and an
+        # id is needed at its run's start, its children's starts and its end.
+        self._keys: dict[UUID, str] = {}
 
     @property
     def trace_id(self) -> str:
@@ -136,15 +139,20 @@ class Recorder(BaseCallbackHandler):
         data: dict[str, Any],
     ) -> None:
         sink = self.sink
+        keys = self._keys
+        key = keys[run_id] = str(run_id)
+        parent_key = None
+        if parent_run_id is not None:
+            parent_key = keys.get(parent_run_id) or str(parent_run_id)
         sink.feed(  # the session completes the ancestry, scrubs name, tags and metadata
             RunStart(
-                str(run_id),
+                key,
                 family,
                 name,
                 run_type_of(family, name, self._name_run_types),
                 data,
                 now_ns(),
-                str(parent_run_id) if parent_run_id is not None else None,
+                parent_key,
                 tags,
                 metadata,
             )
@@ -158,7 +166,8 @@ class Recorder(BaseCallbackHandler):
     def _close(self, run_id: UUID, kind: Literal["end", "error"], data: dict[str, Any]) -> None:
         if self._sets_otel_context:
             otel_context.run_ended(run_id)
-        self.sink.feed(RunEnd(str(run_id), data, now_ns(), kind))
+        key = self._keys.pop(run_id, None) or str(run_id)
+        self.sink.feed(RunEnd(key, data, now_ns(), kind))
 
     # -- starts ---------------------------------------------------------------------
 
@@ -386,7 +395,8 @@ class Recorder(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            self.sink.feed(RunCustom(str(run_id), name, data, now_ns(), tags, metadata))
+            key = self._keys.get(run_id) or str(run_id)
+            self.sink.feed(RunCustom(key, name, data, now_ns(), tags, metadata))
         except Exception as exc:  # a recorder bug must never reach the chain
             report_internal_error("recorder.on_custom_event", exc)
 

@@ -12,6 +12,7 @@ capture_content=...)` asked for; `TraceRedaction` applies it to one trace.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -55,6 +56,7 @@ __all__ = [
 Redact = Callable[[Any], Any]
 
 _CONTENT_KEYS = frozenset(("input", "output", "data", "chunk"))
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 _CONTEXT_CHARS = 4096
 """Text recorded earlier that a later hand-off's scrubbing of a run's chunks sees as context."""
 _HOLD_CHARS = 256
@@ -128,10 +130,8 @@ class TraceRedaction(Redactor):
 
     # -- who a run is: scrubbed once, at its start ------------------------------------
 
-    @staticmethod
-    def name(name: str) -> str:
-        """A run's or a trace's name."""
-        return scrub_text(name)
+    name = staticmethod(scrub_text)
+    """A run's or a trace's name."""
 
     @staticmethod
     def tags(tags: Sequence[str] | None) -> tuple[str, ...]:
@@ -146,11 +146,13 @@ class TraceRedaction(Redactor):
 
     # -- what happened -----------------------------------------------------------------
 
-    def data(self, data: Mapping[str, Any], *, whole: bool = True) -> dict[str, Any]:
+    def data(self, data: Mapping[str, Any], *, whole: bool = True) -> Mapping[str, Any]:
         """An event's data as it may leave the process: content (`input`, `output`,
         `data`, `chunk`) redacted, an exception as its type and redacted message, other
         values (request parameters...) scrubbed of secrets; `whole=False` leaves those
         out (for a span alone, which takes only content and errors from here)."""
+        if not whole and not self.capture_content and "error" not in data:
+            return _NOTHING  # a span nobody receives
         cleaned: dict[str, Any] = {}
         for key, value in data.items():
             if key == "error":
