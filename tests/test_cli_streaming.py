@@ -188,3 +188,20 @@ def test_tail_catches_up_on_backups_rotated_before_it_read_them(tmp_path: Path) 
     follower.close()
     assert len(list(tmp_path.glob("runs.jsonl.*.gz"))) > 5
     assert shown == list(range(20))
+
+
+def test_without_genai_prices_show_and_stats_leave_cost_out(tmp_path: Path) -> None:
+    from tests.trace_data import write
+
+    path = write(tmp_path / "runs.jsonl", [qa_trace()])
+    code = (
+        "import sys; sys.modules['genai_prices'] = None\n"
+        "from lcel_trace.cli import main\n"
+        f"sys.exit(main(['stats', {str(path)!r}]) or main(['show', {str(path)!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cost" not in done.stdout
+    assert "tokens 1000 in / 100 out" in done.stdout
