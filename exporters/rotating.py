@@ -20,8 +20,10 @@ What holds with several processes (and exporters) writing the same path:
 - A crash mid-rotation loses nothing: the live file is renamed first (atomic), and a
   compressed backup appears under its name only once complete.
 
-POSIX only (`fcntl`). A reader reading the set while a rotation shifts it may miss or
-repeat a file's lines: read rotated sets when writers are quiet, or tail the live file.
+POSIX only (`fcntl`). A reader that takes a shared `flock` on the lock file sees the
+names hold still (`lcel-trace tail` does, while it looks for backups rotated since it
+last read). Reading a whole set takes no lock: a rotation while it is read may shift a
+file under the reader, so read rotated sets when writers are quiet, or tail them.
 """
 
 from __future__ import annotations

@@ -205,3 +205,39 @@ def test_without_genai_prices_show_and_stats_leave_cost_out(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert "cost" not in done.stdout
     assert "tokens 1000 in / 100 out" in done.stdout
+
+
+ROTATING_WRITER = """
+import sys
+from langchain_core.runnables import RunnableLambda
+from lcel_trace import trace
+from lcel_trace.exporters import JsonlExporter
+
+with JsonlExporter(sys.argv[1], max_bytes=3000, backup_count=500, compress=True) as exporter:
+    traced = trace(RunnableLambda(lambda x: x), exporters=[exporter], name="rotated")
+    for i in range(60):
+        traced.invoke(i)
+        exporter.force_flush()  # a rotation every two or three traces, as fast as it goes
+"""
+
+
+def test_tail_loses_nothing_to_a_writer_rotating_faster_than_it_polls(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    tail = subprocess.Popen(
+        lcel_trace("tail", path, "--exit-after", "60", "--timeout", "120"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stderr is not None
+        while "waiting for" not in tail.stderr.readline():  # tail runs before the writer
+            assert tail.poll() is None
+        subprocess.run([sys.executable, "-c", ROTATING_WRITER, str(path)], check=True, timeout=120)
+        out, _ = tail.communicate(timeout=150)
+    finally:
+        tail.kill()
+        tail.wait()
+    assert tail.returncode == 0
+    assert len(list(tmp_path.glob("runs.jsonl.*.gz"))) > 20
+    assert [line.split()[0] for line in out.splitlines() if " trace " in line] == ["rotated"] * 60

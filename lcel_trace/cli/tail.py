@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from gzip import GzipFile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,9 @@ def _tail(args: argparse.Namespace) -> int:
     began before `tail` started is still shown whole when it ends (`--from-start` shows
     the finished ones too); then `following FILE` goes to stderr. Waits for a file that
     does not exist yet, starts over on a truncated file and reopens a replaced one
-    (rotation), after reading what the old one still held, so a trace cut by a rotation
-    is shown whole. A named pipe (FIFO) is read without blocking, all of it shown, and
+    (rotation), after reading what the old one still held and then the backups rotated
+    since (looked for under a shared lock on the rotating writer's lock file, so their
+    names hold still), so a trace cut by a rotation is shown whole and none is lost. A named pipe (FIFO) is read without blocking, all of it shown, and
     `--timeout` holds whether or not anyone writes to it. A bad line is reported on
     stderr and skipped; a file that is not a trace file ends the command. Several files
     are followed in turn; a folder or glob names the live files in it."""
@@ -119,6 +121,7 @@ class _Follower:
         self.first_line: bytes | None = None  # of the open file: finds it once rotated
         self.opened = False
         self.old_backups = self._identities()  # not new: not shown
+        self.catch_up_pending = False
 
     def poll(self) -> bool:
         """Read what is new; True when anything was."""
@@ -136,9 +139,9 @@ class _Follower:
         if current is None or (current.st_dev, current.st_ino) != self.identity:
             self._read_available()  # what the old file got before it was replaced
             self.close()
-            self._catch_up()
             _note(f"{self.path} was replaced or removed; following the new file")
             self.waited = True
+            self._open(catch_up=True)
             return True
         if not isinstance(self.handle, _Pipe | GzipFile) and current.st_size < self.handle.tell():
             _note(f"{self.path} was truncated; reading it from the start")
@@ -147,22 +150,35 @@ class _Follower:
             return True
         return False
 
-    def _catch_up(self) -> None:
-        """After a rotation: read the backups written since the file we followed was
-        rotated away (several rotations can happen between two polls). Ours is the
+    def _rotated_since(self, live: Any) -> list[Path]:
+        """After a rotation: the backups written since the file we followed was rotated
+        away (several rotations can happen between two polls), newest first. Ours is the
         backup that starts with the line ours started with; the newer ones come before
-        it in the numbering."""
+        it in the numbering. The live file we already hold is skipped if it was rotated
+        meanwhile (we read it from our handle), and so is a backup seen twice because a
+        rotation shifted the names while we looked."""
         if self.first_line is None:
-            return
+            return []
+        skip: set[tuple[int, int] | None] = {_fd_identity(live)} if live is not None else set()
+        live_first = _first_line(live)
+        longest = max(len(self.first_line), len(live_first or b""))
         newer: list[Path] = []
         for backup in self._backups():
-            with open_trace_file(backup) as handle:
-                if handle.readline(len(self.first_line)) == self.first_line:
-                    break
+            identity = _identity(backup)
+            if identity in skip:
+                continue
+            skip.add(identity)
+            try:
+                with open_trace_file(backup) as handle:
+                    first = handle.readline(longest)
+            except FileNotFoundError:
+                continue  # rotated out of reach while we looked
+            if first == self.first_line:
+                return newer
+            if live_first is not None and first == live_first:
+                continue
             newer.append(backup)
-        else:
-            return  # ours is not among the backups: nothing known to catch up
-        self._read_backups(newer)
+        return []  # ours is not among the backups: nothing known to catch up
 
     def _backups(self) -> list[Path]:
         """The backups of the followed file, newest first (`.1`, `.2`, ...)."""
@@ -178,40 +194,60 @@ class _Follower:
     def _identities(self) -> set[tuple[int, int] | None]:
         return {_identity(backup) for backup in self._backups()}
 
-    def _read_backups(self, newest_first: list[Path]) -> None:
+    def _read_backups(self, oldest_first: list[Any]) -> None:
+        """Read open backups in order (each sets `first_line`: the newest one last)."""
         from lcel_trace.reader import LineBuffer
 
-        self.first_line = None
-        for backup in reversed(newest_first):
-            self.handle, self.lines = open_trace_file(backup), LineBuffer()
+        for index, handle in enumerate(oldest_first):
+            if self.stopped:
+                for rest in oldest_first[index:]:
+                    rest.close()
+                return
+            self.handle, self.lines = handle, LineBuffer()
             try:
                 self._read_available()
             finally:
                 self.close()
-            if self.stopped:
-                return
 
     def close(self) -> None:
         handle, self.handle = self.handle, None
         if handle is not None:
             handle.close()
 
-    def _open(self) -> bool:
-        try:
-            self.handle = _open(self.path)
-        except FileNotFoundError:
+    def _open(self, *, catch_up: bool = False) -> bool:
+        """Open the file; first read the backups rotated since the file we followed
+        (`catch_up`), or, when it appeared while we waited, those made meanwhile. The
+        live file is opened before the backups are looked at, so a rotation during the
+        look cannot slip between them."""
+        backups: list[Path] = []
+        with _rotation_paused(self.path):  # names do not shift while we look
+            try:
+                live = _open(self.path)
+            except FileNotFoundError:
+                live = None
+            if catch_up or self.catch_up_pending:
+                backups = self._rotated_since(live)
+                # no live file yet (a writer not yet back): look again when there is one
+                self.catch_up_pending = live is None
+            elif live is not None and self.waited and not self.opened:
+                # it appeared while we waited, and may have rotated already
+                known = {*self.old_backups, _fd_identity(live)}
+                live_first = _first_line(live)
+                fresh = [b for b in self._backups() if _identity(b) not in known]
+                backups = [b for b in fresh if _first_line_of(b) != live_first]
+            handles = []
+            for backup in reversed(backups):  # oldest first; open while the names hold
+                with contextlib.suppress(FileNotFoundError):
+                    handles.append(open_trace_file(backup))
+        if live is not None:
+            self.quiet = self.quiet and not self.waited and not isinstance(live, _Pipe)
+        self._read_backups(handles)
+        if live is None:
             if not self.waited:
                 _note(f"waiting for {self.path}")
                 self.waited = True
             return False
-        self.quiet = self.quiet and not self.waited and not isinstance(self.handle, _Pipe)
-        if self.waited and not self.opened:
-            # it appeared while we waited, and may have rotated already: read the
-            # backups that were not there when we started, oldest first
-            handle, self.handle = self.handle, None
-            fresh = [b for b in self._backups() if _identity(b) not in self.old_backups]
-            self._read_backups(fresh)
-            self.handle = handle
+        self.handle = live
         self.opened = True
         status = os.fstat(self.handle.fileno())
         self.identity = (status.st_dev, status.st_ino)
@@ -246,6 +282,47 @@ class _Follower:
                     self.stopped = True
                     break
         return progressed
+
+
+@contextlib.contextmanager
+def _rotation_paused(path: Path) -> Iterator[None]:
+    """Hold off a rotating `JsonlExporter` (a shared lock on the lock file under which
+    it writes and rotates), so the backups' names hold still while we list them."""
+    try:
+        import fcntl
+
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY)
+    except (ImportError, OSError):  # not a rotating writer's file (or not POSIX)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fd_identity(handle: Any) -> tuple[int, int]:
+    status = os.fstat(handle.fileno())
+    return status.st_dev, status.st_ino
+
+
+def _first_line(handle: Any) -> bytes | None:
+    """The first line of an open plain file, read without moving it; None if it has
+    no whole line yet (or is a pipe or gzip, which are never rotated backups)."""
+    if isinstance(handle, _Pipe | GzipFile):
+        return None
+    head = os.pread(handle.fileno(), 1 << 20, 0)
+    end = head.find(b"\n")
+    return None if end < 0 else head[: end + 1]
+
+
+def _first_line_of(path: Path) -> bytes | None:
+    try:
+        with open_trace_file(path) as handle:
+            return handle.readline(1 << 20) or None
+    except FileNotFoundError:
+        return None
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
