@@ -118,9 +118,10 @@ class Recorder(BaseCallbackHandler):
         self._tapped: set[str] = set()
         self._token_targets: dict[UUID, _TokenTarget] = {}
         self._chat_models: set[UUID] = set()  # running chat models: how to shape a token
-        # The text of each running run's id, made once: `UUID.__str__` is costly, and an
-        # id is needed at its run's start, its children's starts and its end.
-        self._keys: dict[UUID, str] = {}
+        # The text of each running run's id, made once (`UUID.__str__` is costly, and an
+        # id is needed at its run's start, its children's starts and its end), found by
+        # the id object's identity (hashing a UUID is costly too).
+        self._keys: dict[int, tuple[UUID, str]] = {}
 
     @property
     def trace_id(self) -> str:
@@ -139,11 +140,9 @@ class Recorder(BaseCallbackHandler):
         data: dict[str, Any],
     ) -> None:
         sink = self.sink
-        keys = self._keys
-        key = keys[run_id] = str(run_id)
-        parent_key = None
-        if parent_run_id is not None:
-            parent_key = keys.get(parent_run_id) or str(parent_run_id)
+        key = str(run_id)
+        self._keys[id(run_id)] = (run_id, key)
+        parent_key = self._key(parent_run_id) if parent_run_id is not None else None
         sink.feed(  # the session completes the ancestry, scrubs name, tags and metadata
             RunStart(
                 key,
@@ -166,8 +165,13 @@ class Recorder(BaseCallbackHandler):
     def _close(self, run_id: UUID, kind: Literal["end", "error"], data: dict[str, Any]) -> None:
         if self._sets_otel_context:
             otel_context.run_ended(run_id)
-        key = self._keys.pop(run_id, None) or str(run_id)
+        known = self._keys.pop(id(run_id), None)
+        key = known[1] if known is not None and known[0] is run_id else str(run_id)
         self.sink.feed(RunEnd(key, data, now_ns(), kind))
+
+    def _key(self, run_id: UUID) -> str:
+        known = self._keys.get(id(run_id))
+        return known[1] if known is not None and known[0] is run_id else str(run_id)
 
     # -- starts ---------------------------------------------------------------------
 
@@ -375,7 +379,7 @@ class Recorder(BaseCallbackHandler):
             report_internal_error("recorder.on_llm_new_token", exc)
 
     def _token_target(self, run_id: UUID) -> _TokenTarget:
-        key = str(run_id)
+        key = self._key(run_id)
         if key in self._tapped or (self._root_counted_elsewhere and key == self.sink.root_run_id):
             return None
         return run_id in self._chat_models, self.sink.chunk_sink(key)
@@ -395,8 +399,7 @@ class Recorder(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            key = self._keys.get(run_id) or str(run_id)
-            self.sink.feed(RunCustom(key, name, data, now_ns(), tags, metadata))
+            self.sink.feed(RunCustom(self._key(run_id), name, data, now_ns(), tags, metadata))
         except Exception as exc:  # a recorder bug must never reach the chain
             report_internal_error("recorder.on_custom_event", exc)
 
