@@ -47,10 +47,11 @@ def _tail(args: argparse.Namespace) -> int:
     does not exist yet, starts over on a truncated file and reopens a replaced one
     (rotation), after reading what the old one still held and then the backups rotated
     since (looked for under a shared lock on the rotating writer's lock file, so their
-    names hold still), so a trace cut by a rotation is shown whole and none is lost. A named pipe (FIFO) is read without blocking, all of it shown, and
-    `--timeout` holds whether or not anyone writes to it. A bad line is reported on
-    stderr and skipped; a file that is not a trace file ends the command. Several files
-    are followed in turn; a folder or glob names the live files in it."""
+    names hold still), so a trace cut by a rotation is shown whole and none is lost.
+    A named pipe (FIFO) is read without blocking, all of it shown, and `--timeout` holds
+    whether or not anyone writes to it. A bad line is reported on stderr and skipped; a
+    file that is not a trace file ends the command. Several files are followed in turn;
+    a folder or glob names the live files in it."""
     from rich.console import Console
 
     console = Console(highlight=False)
