@@ -2,19 +2,20 @@
 for the whole session, and with every outermost call routed through `trace()`; fail on
 any test that passes plainly and fails in another mode.
 
-    .venv/bin/python tests/instrumented_suites/run.py [--venv DIR [--lcel-trace WHEEL]]
+    .venv/bin/python tests/instrumented_suites/run.py [--venv DIR] [--lcel-trace WHEEL]
         [--suite NAME]... [--keep-going] [-- pytest args...]
 
 For each suite: downloads the sdist of the installed version (cached under
 $LCEL_TRACE_CACHE or ~/.cache/lcel-trace), keeps its tests (never its package source:
 the tests import the installed library, the one we trace), installs the test-only
 dependencies those tests import, runs each mode in a pytest subprocess with a JSON
-outcome report, and compares them test id by test id. `--venv DIR` first builds a
-virtualenv of its own there (this project, editable, plus the suites and their test
-dependencies, every version pinned to what this interpreter has), so the stage can run
-beside others without installing pytest plugins into the environment they use; CI
-installs the wheel it built there (`--lcel-trace dist/....whl`), so nothing writes
-into the source tree while other stages use it.
+outcome report, and compares them test id by test id. All of it happens in a
+virtualenv of its own, built afresh (`--venv DIR`, default `<cache>/suites-venv/venv`:
+this project, editable, plus the suites and their test dependencies, every version
+pinned to what this interpreter has), never in the caller's environment: the test
+dependencies bring pytest plugins, and `langchain`, which adds itself to every run's
+metadata. CI installs the wheel it built there (`--lcel-trace dist/....whl`), so
+nothing writes into the source tree while other stages use it.
 
 A run whose tests all finished but whose process does not exit within `EXIT_GRACE_S`
 (a hang at interpreter exit) fails the stage, as does a run that cannot complete.
@@ -202,10 +203,9 @@ def fetch_tests(python: str, suite: Suite, lib_version: str) -> Path:
     return tree
 
 
-def install_test_deps(python: str, suite: Suite, constraints: Path | None) -> None:
-    pins = ["-c", str(constraints)] if constraints else []
+def install_test_deps(python: str, suite: Suite, constraints: Path) -> None:
     log(f"installing {suite.name}'s test dependencies: {' '.join(suite.test_deps)}")
-    pip(python, "install", "--quiet", *pins, *suite.test_deps)
+    pip(python, "install", "--quiet", "-c", str(constraints), *suite.test_deps)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -345,7 +345,7 @@ def compare(suite: Suite, mode: str, plain: dict, other: dict, extra: list[str])
     return len(unexpected)
 
 
-def run_suite(python: str, suite: Suite, constraints: Path | None, extra: list[str]) -> int:
+def run_suite(python: str, suite: Suite, constraints: Path, extra: list[str]) -> int:
     """0 clean, 1 regressions or a process problem, 2 the suite cannot run here."""
     started = time.monotonic()
     lib_version = _installed_version(python, suite.name)
@@ -387,8 +387,6 @@ def run_suite(python: str, suite: Suite, constraints: Path | None, extra: list[s
 
 
 def _installed_version(python: str, name: str) -> str:
-    if python == sys.executable:
-        return version(name)
     return subprocess.run(
         [python, "-c", f"from importlib.metadata import version; print(version({name!r}))"],
         capture_output=True, text=True, check=True,
@@ -398,11 +396,16 @@ def _installed_version(python: str, name: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", action="append", choices=sorted(SUITES))
-    parser.add_argument("--venv", type=Path, help="build and use a virtualenv of its own here")
+    parser.add_argument(
+        "--venv",
+        type=Path,
+        default=common.cache_root() / "suites-venv" / "venv",
+        help="where to build the suites' own virtualenv (default: under the cache)",
+    )
     parser.add_argument(
         "--lcel-trace",
         default="editable",
-        help="with --venv: the lcel-trace wheel to install there (default: this tree, editable)",
+        help="the lcel-trace wheel to install there (default: this tree, editable)",
     )
     parser.add_argument("--keep-going", action="store_true", help="exit 0 on regressions")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to every pytest run")
@@ -412,11 +415,9 @@ def main() -> int:
     # bring `langchain`, which adds itself to every run's `lc_versions` metadata, and
     # LangGraph's tests compare metadata exactly, so LangGraph runs before it is there.
     suites = [suite for name, suite in SUITES.items() if name in (options.suite or SUITES)]
-    python, constraints = sys.executable, None
-    if options.venv:
-        options.venv.parent.mkdir(parents=True, exist_ok=True)
-        constraints = frozen_constraints(options.venv.parent)
-        python = make_venv(options.venv, suites, constraints, options.lcel_trace)
+    options.venv.parent.mkdir(parents=True, exist_ok=True)
+    constraints = frozen_constraints(options.venv.parent)
+    python = make_venv(options.venv, suites, constraints, options.lcel_trace)
     codes = [run_suite(python, suite, constraints, options.pytest_args) for suite in suites]
     print(f"\ninstrumented_suites finished in {time.monotonic() - started:.0f} s")
     # the plain closing line CI reads: passed in every mode; regressions not allowed
