@@ -102,7 +102,7 @@ class Redactor:
         """The stage for one trace (`content=False`: nobody receives its content)."""
         if content:
             return TraceRedaction(self._user, capture_content=self.capture_content)
-        return TraceRedaction(None, capture_content=False)
+        return TraceRedaction(None, capture_content=False, received=False)
 
     def _apply_user(self, value: Any) -> Any:
         assert self._user is not None
@@ -121,10 +121,13 @@ class TraceRedaction(Redactor):
     are remembered, so a container changed between two recordings is recorded as it
     was each time. Keeps, per streaming run, the end of its text recorded so far."""
 
-    __slots__ = ("_memo", "_tails")
+    __slots__ = ("_memo", "_received", "_tails")
 
-    def __init__(self, redact: Redact | None, *, capture_content: bool) -> None:
+    def __init__(
+        self, redact: Redact | None, *, capture_content: bool, received: bool = True
+    ) -> None:
         super().__init__(redact, capture_content=capture_content)
+        self._received = received
         self._memo: dict[int, tuple[str, str]] = {}
         self._tails: dict[str, str] = {}
 
@@ -151,8 +154,8 @@ class TraceRedaction(Redactor):
         `data`, `chunk`) redacted, an exception as its type and redacted message, other
         values (request parameters...) scrubbed of secrets; `whole=False` leaves those
         out (for a span alone, which takes only content and errors from here)."""
-        if not whole and not self.capture_content and "error" not in data:
-            return _NOTHING  # a span nobody receives
+        if not self._received:
+            return _NOTHING  # for a span nobody receives
         cleaned: dict[str, Any] = {}
         for key, value in data.items():
             if key == "error":
