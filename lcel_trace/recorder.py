@@ -33,17 +33,12 @@ from lcel_trace.span import RunType
 __all__ = [
     "AsyncRecorder",
     "AsyncTappingRecorder",
-    "EventSink",
     "Recorder",
     "TappingRecorder",
     "recorder_of",
 ]
 
 T = TypeVar("T")
-
-
-EventSink = TraceSink
-"""The old name of `run_events.TraceSink`."""
 
 
 _TokenTarget = tuple[bool, Callable[[Any], None]] | None
