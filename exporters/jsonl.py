@@ -26,7 +26,7 @@ from lcel_trace.export import (
     RecordChunks,
     warn_once,
 )
-from lcel_trace.records import encode_line
+from lcel_trace.jsonl_codec import encode_line
 from lcel_trace.span import Record, Span, TraceEnd, TraceEvent, TraceStart
 
 from .rotating import RotatingFile
@@ -44,7 +44,7 @@ WRITE_MAX_BYTES = 1 << 20
 
 
 class JsonlExporter(BaseExporter):
-    """Appends traces to `path` in the `lcel-trace/2` format (`lcel_trace.records`): a
+    """Appends traces to `path` in the `lcel-trace/2` format (`lcel_trace.jsonl_codec`): a
     run's inputs and outputs are written on its event lines, and its span line leaves
     out the ones those lines carry.
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any, NoReturn
 
 from lcel_trace.assemble import SpanAssembler
-from lcel_trace.records import FROM_EVENTS, RECORD_TYPES, Record, from_line
+from lcel_trace.jsonl_codec import FROM_EVENTS, RECORD_TYPES, Record, from_line
 from lcel_trace.sources import open_trace_file
 from lcel_trace.span import Span, Trace, TraceEnd, TraceEvent, TraceStart
 

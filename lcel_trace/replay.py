@@ -27,8 +27,7 @@ from lcel_trace.reader import (
     nesting_depth,
     read_traces,
 )
-from lcel_trace.records import Record
-from lcel_trace.span import Trace, TraceEnd, TraceStart
+from lcel_trace.span import Record, Trace, TraceEnd, TraceStart
 
 __all__ = [
     "MAX_GAP_S",

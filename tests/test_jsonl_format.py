@@ -18,8 +18,8 @@ from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
 from lcel_trace import Span, capture, trace
 from lcel_trace.exporters import JsonlExporter
+from lcel_trace.jsonl_codec import FORMAT, encode_line, from_line
 from lcel_trace.reader import read_traces
-from lcel_trace.records import FORMAT, encode_line, from_line
 
 V1_FILE = Path(__file__).parent / "data" / "format_v1.jsonl"
 """Written by the `lcel-trace/1` writer (this repository before the format changed):
