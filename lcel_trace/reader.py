@@ -27,7 +27,7 @@ from typing import IO, Any, NoReturn
 
 from lcel_trace.assemble import SpanAssembler
 from lcel_trace.jsonl_codec import FROM_EVENTS, RECORD_TYPES, Record, from_line
-from lcel_trace.sources import open_trace_file
+from lcel_trace.sources import DamagedArchiveError, open_trace_file
 from lcel_trace.span import Span, Trace, TraceEnd, TraceEvent, TraceStart
 
 __all__ = [
@@ -134,16 +134,22 @@ class LineBuffer:
         self._size = 0
         self._skipping = False
 
+    def _readline(self, handle: IO[bytes], size: int) -> bytes:
+        try:
+            return handle.readline(size)
+        except DamagedArchiveError as exc:  # untrusted input: reported like a bad line
+            raise TraceFileError(exc.path, self.number + 1, exc.reason) from None
+
     def read_from(self, handle: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
         while True:
             if self._skipping:
-                chunk = handle.readline(_SKIP_CHUNK)
+                chunk = self._readline(handle, _SKIP_CHUNK)
                 if not chunk:
                     return
                 if chunk.endswith(b"\n"):
                     self._skipping = False
                 continue
-            chunk = handle.readline(self.limit + 1 - self._size)
+            chunk = self._readline(handle, self.limit + 1 - self._size)
             if not chunk:
                 return
             self._parts.append(chunk)

@@ -143,9 +143,18 @@ def wrap_trace_file(handle: IO[bytes]) -> IO[bytes]:
     return cast("IO[bytes]", _GzipLines(handle))
 
 
+class DamagedArchiveError(OSError):
+    """A cut-off or corrupt `.gz` trace file (an `OSError` naming the file, which every
+    command reports as one line; the reader reports it as `file:line: reason`)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 class _GzipLines(gzip.GzipFile):
-    """A gzip reader whose damage (a cut-off or corrupt archive) is an `OSError`
-    naming the file, which every command reports as one line."""
+    """A gzip reader whose damage raises `DamagedArchiveError`."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         super().__init__(fileobj=raw, mode="rb")
@@ -156,7 +165,7 @@ class _GzipLines(gzip.GzipFile):
         try:
             return super().readline(-1 if size is None else size)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise OSError(f"{os.fspath(self._path)}: damaged gzip file ({exc})") from None
+            raise DamagedArchiveError(os.fspath(self._path), f"damaged gzip file ({exc})") from None
 
     def close(self) -> None:
         try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import pytest
 
-from lcel_trace.reader import TraceFileError, stream_traces
+from lcel_trace.reader import TraceFileError, read_traces, stream_traces
 from lcel_trace.sources import expand, open_trace_file
 from tests.trace_data import lines, qa_trace, write
 
@@ -74,7 +75,7 @@ def test_a_cut_off_gzip_file_is_one_clear_error(tmp_path: Path) -> None:
     data = gzip.compress(b"".join(lines(qa_trace())) * 50)
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(OSError, match=r"cut\.jsonl\.gz: damaged gzip file"):
+    with pytest.raises(TraceFileError, match=r"cut\.jsonl\.gz:\d+: damaged gzip file"):
         list(stream_traces(path))
 
 
@@ -99,3 +100,15 @@ def test_read_traces_and_replay_read_a_gzipped_file(tmp_path: Path) -> None:
 
     path = write(tmp_path / "runs.jsonl.gz", [qa_trace(name="zipped")], compress=True)
     assert [t.name for t in read_traces(path)] == ["zipped"]
+
+
+@pytest.mark.parametrize("content", [b"\x1f\x8b", b"\x1f\x8b\n\x00\x00\x00\x00\x00\x00\n"])
+def test_a_file_that_only_looks_gzipped_is_a_file_line_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    """Found by the reader fuzz test: gzip's magic bytes and nothing a gzip reader can use
+    must end as `file:line: reason`, like any damaged line, not as another error."""
+    path = tmp_path / "random.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(TraceFileError, match=rf"^{re.escape(str(path))}:1: damaged gzip"):
+        read_traces(path)
