@@ -46,10 +46,10 @@ from .otel_attributes import (
     USER_KEYS,
     AttributeOptions,
     Attributes,
+    TraceAttributes,
     metric_attributes,
     span_attributes,
     span_kind,
-    text,
 )
 from .otel_attributes import span_name as _span_name
 
@@ -113,6 +113,7 @@ class OtelTraceMapping(BaseExporter):
         self.session_keys = options.session_keys
         self.user_keys = options.user_keys
         self._pending: dict[str, _PendingTrace] = defaultdict(_PendingTrace)
+        self._cached_options: tuple[tuple[Any, ...], AttributeOptions] | None = None
 
     # -- records from the processor -----------------------------------------------------
 
@@ -142,19 +143,17 @@ class OtelTraceMapping(BaseExporter):
     def planned(self, pending: _PendingTrace) -> Iterator[PlannedSpan]:
         """One trace's spans as OpenTelemetry spans, parents before children."""
         start = pending.start
-        options, limit = self._options(), self._trace_limit(start)
         tree = span_tree(pending.spans, start.root_run_id if start else None)
-        root_metadata = tree.span.metadata
+        mapping = TraceAttributes(self._options(), self._trace_limit(start), tree.span.metadata)
         trace_name = start.name if start else None
+        chunks = pending.chunks
         stack: list[tuple[SpanNode, SpanNode | None]] = [(tree, None)]
         while stack:
             node, parent = stack.pop()
             span = node.span
             workflow = (trace_name or span.name) if parent is None else None
-            attributes = span_attributes(
-                span, options, limit=limit, workflow=workflow, root_metadata=root_metadata
-            )
-            events, status = _outcome(span, pending.chunks.get(span.span_id, ()), limit)
+            attributes = mapping.span(span, workflow)
+            events, status = _outcome(span, chunks.get(span.span_id, ()) if chunks else (), mapping)
             if span.status == "error":
                 attributes["error.type"] = span.error.type if span.error else "Error"
             yield PlannedSpan(
@@ -166,16 +165,25 @@ class OtelTraceMapping(BaseExporter):
                 events,
                 status,
             )
-            stack.extend((child, node) for child in node.children)
+            if node.children:
+                stack.extend([(child, node) for child in node.children])
 
     def _options(self) -> AttributeOptions:
-        """The mapping's options as this exporter's attributes say now (read once a trace)."""
-        return AttributeOptions(
-            conventions=frozenset(self.conventions),
-            capture_content=self.capture_content,
-            session_keys=tuple(self.session_keys),
-            user_keys=tuple(self.user_keys),
-        )
+        """The mapping's options as this exporter's attributes say now (read once a trace;
+        built again only when one of them was changed)."""
+        key = (self.conventions, self.capture_content, self.session_keys, self.user_keys)
+        cached = self._cached_options
+        if cached is None or cached[0] != key:
+            options = AttributeOptions(
+                conventions=frozenset(self.conventions),
+                capture_content=self.capture_content,
+                session_keys=tuple(self.session_keys),
+                user_keys=tuple(self.user_keys),
+            )
+            # the key holds copies: a list changed in place is a change too
+            key = (options.conventions, key[1], options.session_keys, options.user_keys)
+            self._cached_options = cached = (key, options)
+        return cached[1]
 
     def _trace_limit(self, start: TraceStart | None) -> int:
         """The longest attribute text for one trace: ours, or the traced runnable's if lower."""
@@ -213,13 +221,15 @@ _UNSET = Status(StatusCode.UNSET)
 
 
 def _outcome(
-    span: Span, chunks: Iterable[tuple[int, Any]], limit: int
+    span: Span, chunks: Iterable[tuple[int, Any]], mapping: TraceAttributes
 ) -> tuple[tuple[tuple[str, Attributes, int], ...], Status]:
     """A span's events (its own, its recorded chunks, the exception) and status."""
+    if span.status == "ok" and not span.events and not chunks:
+        return (), _OK  # most spans
     events: list[tuple[str, Attributes, int]] = [
-        (event.name, {"lcel.data": text(event.data, limit)}, event.ts_ns) for event in span.events
+        (event.name, {"lcel.data": mapping.text(event.data)}, event.ts_ns) for event in span.events
     ]
-    events.extend(("lcel.chunk", {"lcel.chunk": text(chunk, limit)}, ts) for ts, chunk in chunks)
+    events.extend(("lcel.chunk", {"lcel.chunk": mapping.text(chunk)}, ts) for ts, chunk in chunks)
     if span.status == "error":
         error_type = span.error.type if span.error else "Error"
         message = span.error.message if span.error else ""
@@ -331,13 +341,15 @@ class OtelExporter(OtelTraceMapping):
         start = pending.start
         root_context = self._root_context(start)
         contexts: dict[int, Context] = {}
+        ids, start_span = self._trace_ids, self._tracer.start_span
+        metrics = self._record_metrics if self._histograms else None
         for plan in self.planned(pending):
             span = plan.node.span
-            if self._trace_ids:  # used by the next line: the ids the run had while it ran
-                self._trace_ids.next_span_id = span_id_of(span.span_id)
+            if ids is not None:  # used by the next line: the ids the run had while it ran
+                ids.next_span_id = _span_id(span.span_id)
                 if plan.parent is None and start and start.otel_parent_span_id is None:
-                    self._trace_ids.next_trace_id = int(start.trace_id, 16)
-            otel_span = self._tracer.start_span(
+                    ids.next_trace_id = int(start.trace_id, 16)
+            otel_span = start_span(
                 plan.name,
                 context=root_context if plan.parent is None else contexts[id(plan.parent)],
                 kind=plan.kind,
@@ -350,7 +362,8 @@ class OtelExporter(OtelTraceMapping):
             otel_span.end(end_time=span.end_ns)
             if plan.node.children:
                 contexts[id(plan.node)] = otel_trace.set_span_in_context(otel_span, Context())
-            self._record_metrics(span)
+            if metrics is not None:
+                metrics(span)
 
     def _root_context(self, start: TraceStart | None) -> Context:
         if start is None or start.otel_parent_span_id is None:
@@ -378,6 +391,17 @@ class OtelExporter(OtelTraceMapping):
             ):
                 if value is not None:
                     self._histograms["tokens"].record(value, {**attrs, "gen_ai.token.type": kind})
+
+
+def _span_id(run_id: str) -> int:
+    """`span_id_of(run_id)`, read straight from a canonical UUID's text (its last 16 hex
+    digits, without the dash) rather than through a `UUID` object."""
+    if len(run_id) == 36 and run_id[8] == run_id[13] == run_id[18] == run_id[23] == "-":
+        try:
+            return int(run_id[19:23] + run_id[24:], 16) or 1
+        except ValueError:
+            pass
+    return span_id_of(run_id)
 
 
 def _keys(keys: Iterable[str], name: str) -> tuple[str, ...]:

@@ -134,57 +134,123 @@ def span_attributes(
     `limit` is this trace's longest attribute text; `workflow` is given for a trace's
     root (the `trace(name=...)`, else its run name); `root_metadata` is the trace root's
     run metadata, read first for the session and user ids, the span's own after it."""
-    facts = span.attributes
-    attrs: Attributes = {
-        "lcel.run_name": span.name,
-        "lcel.run_type": span.run_type,
-        "lcel.run_id": span.span_id,
-        "lcel.trace_id": span.trace_id,
-        "lcel.status": span.status,
-    }
-    if span.parent_id:
-        attrs["lcel.parent_run_id"] = span.parent_id
-    if span.tags:
-        attrs["lcel.tags"] = list(span.tags)
-    for key, value in span.metadata.items():
-        attrs[f"lcel.metadata.{key}"] = _scalar(value, limit)
-    if span.chunk_count:
-        attrs["lcel.chunk_count"] = span.chunk_count
-    operation = OPERATION.get(span.run_type)
-    if span.run_type == "retriever":
-        operation = "retrieval"
-    if workflow and span.run_type in WORKFLOW_RUN_TYPES:
-        operation = "invoke_workflow"
-        attrs["gen_ai.workflow.name"] = workflow
-    if workflow:
-        attrs["lcel.trace_name"] = workflow
-    if operation is not None:
-        attrs["gen_ai.operation.name"] = operation
-    sources = (root_metadata or {}, span.metadata)
-    session = metadata_id(sources, options.session_keys)
-    if session is not None:
-        attrs["gen_ai.conversation.id"] = truncate(session, limit)
-    if span.run_type in MODEL_RUN_TYPES:
-        _model_attributes(span, facts, attrs, limit)
-    if span.run_type == "tool":
-        attrs["gen_ai.tool.name"] = span.name
-        if facts.get("tool_call_id"):
-            attrs["gen_ai.tool.call.id"] = str(facts["tool_call_id"])
-    if span.status == "error" and span.error is not None:
-        attrs["error.type"] = span.error.type
-    messages: _Messages = (None, None)
-    if options.capture_content:
-        if span.run_type == "chat_model":
-            messages = _messages(span, limit)
-        _content_attributes(span, attrs, messages, limit)
-    if "openinference" in options.conventions:
-        _openinference_attributes(span, attrs, messages)
+    return TraceAttributes(options, limit, root_metadata).span(span, workflow)
+
+
+class TraceAttributes:
+    """`span_attributes` for the spans of one trace: what is the same for all of them
+    (options, limit, the root's session and user ids) is worked out once, and each
+    content value is JSON-encoded once however many spans carry it (a model's output
+    message is the next step's input: the same object)."""
+
+    __slots__ = (
+        "_capture",
+        "_limit",
+        "_openinference",
+        "_options",
+        "_root_session",
+        "_root_user",
+        "_texts",
+    )
+
+    def __init__(
+        self,
+        options: AttributeOptions,
+        limit: int,
+        root_metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._options = options
+        self._limit = limit
+        self._capture = options.capture_content
+        self._openinference = "openinference" in options.conventions
+        # the root's metadata is read first for every span: its answer, when it has one,
+        # is every span's
+        root = (root_metadata,) if root_metadata else ()
+        self._root_session = metadata_id(root, options.session_keys)
+        self._root_user = metadata_id(root, options.user_keys) if self._openinference else None
+        # id -> (the value, its text): the entry holds the value, so its id stays its own
+        self._texts: dict[int, tuple[Any, str]] = {}
+
+    def text(self, value: Any) -> str:
+        """`text(value, limit)`, encoded once per value object in this trace."""
+        if isinstance(value, str):
+            return truncate(value, self._limit)
+        known = self._texts.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        encoded = truncate(dumps_text(to_jsonable(value)), self._limit)
+        self._texts[id(value)] = (value, encoded)
+        return encoded
+
+    def span(self, span: Span, workflow: str | None = None) -> Attributes:
+        """One span's attributes (`span_attributes`), in the same order."""
+        limit = self._limit
+        run_type = span.run_type
+        attrs: Attributes = {
+            "lcel.run_name": span.name,
+            "lcel.run_type": run_type,
+            "lcel.run_id": span.span_id,
+            "lcel.trace_id": span.trace_id,
+            "lcel.status": span.status,
+        }
+        if span.parent_id:
+            attrs["lcel.parent_run_id"] = span.parent_id
+        if span.tags:
+            attrs["lcel.tags"] = list(span.tags)
+        metadata = span.metadata
+        if metadata:
+            for key, value in metadata.items():
+                attrs[f"lcel.metadata.{key}"] = (
+                    value if isinstance(value, (bool, int, float)) else self.text(value)
+                )
+        if span.chunk_count:
+            attrs["lcel.chunk_count"] = span.chunk_count
+        operation = "retrieval" if run_type == "retriever" else OPERATION.get(run_type)
+        if workflow:
+            if run_type in WORKFLOW_RUN_TYPES:
+                operation = "invoke_workflow"
+                attrs["gen_ai.workflow.name"] = workflow
+            attrs["lcel.trace_name"] = workflow
+        if operation is not None:
+            attrs["gen_ai.operation.name"] = operation
+        session = self._root_session
+        if session is None and metadata:
+            session = metadata_id((metadata,), self._options.session_keys)
         if session is not None:
-            attrs["session.id"] = truncate(session, limit)
-        user = metadata_id(sources, options.user_keys)
-        if user is not None:
-            attrs["user.id"] = truncate(user, limit)
-    return attrs
+            attrs["gen_ai.conversation.id"] = truncate(session, limit)
+        if run_type in MODEL_RUN_TYPES:
+            _model_attributes(span, span.attributes, attrs, limit)
+        elif run_type == "tool":
+            attrs["gen_ai.tool.name"] = span.name
+            call_id = span.attributes.get("tool_call_id")
+            if call_id:
+                attrs["gen_ai.tool.call.id"] = str(call_id)
+        error = span.error
+        if error is not None and span.status == "error":
+            attrs["error.type"] = error.type
+        messages: _Messages = (None, None)
+        if self._capture:
+            if run_type == "chat_model":
+                messages = _messages(span, limit)
+            if span.inputs is not None:
+                attrs["lcel.input"] = self.text(span.inputs)
+            if span.outputs is not None:
+                attrs["lcel.output"] = self.text(span.outputs)
+            inputs, outputs = messages
+            if inputs:
+                attrs["gen_ai.input.messages"] = dumps_text(inputs)
+            if outputs:
+                attrs["gen_ai.output.messages"] = dumps_text(outputs)
+        if self._openinference:
+            _openinference_attributes(span, attrs, messages)
+            if session is not None:
+                attrs["session.id"] = truncate(session, limit)
+            user = self._root_user
+            if user is None and metadata:
+                user = metadata_id((metadata,), self._options.user_keys)
+            if user is not None:
+                attrs["user.id"] = truncate(user, limit)
+        return attrs
 
 
 def metric_attributes(span: Span) -> Attributes | None:
@@ -240,18 +306,6 @@ def _messages(span: Span, limit: int) -> _Messages:
         input_messages(span.inputs, limit),
         output_messages(span.outputs, str(finish_reason or "") or None, limit),
     )
-
-
-def _content_attributes(span: Span, attrs: Attributes, messages: _Messages, limit: int) -> None:
-    if span.inputs is not None:
-        attrs["lcel.input"] = text(span.inputs, limit)
-    if span.outputs is not None:
-        attrs["lcel.output"] = text(span.outputs, limit)
-    inputs, outputs = messages
-    if inputs:
-        attrs["gen_ai.input.messages"] = dumps_text(inputs)
-    if outputs:
-        attrs["gen_ai.output.messages"] = dumps_text(outputs)
 
 
 def _openinference_attributes(span: Span, attrs: Attributes, messages: _Messages) -> None:
