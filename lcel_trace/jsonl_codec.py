@@ -18,8 +18,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - PyPy, or a stripped environment
+    orjson = None  # type: ignore[assignment]
+
+
 from lcel_trace.json_text import dumps_bytes
-from lcel_trace.serialize import ESCAPE_KEY, convert, from_jsonable, to_jsonable
+from lcel_trace.serialize import ESCAPE_KEY, convert, from_jsonable, proven_json, to_jsonable
 from lcel_trace.span import (
     EVENT_KINDS,
     RUN_TYPES,
@@ -79,17 +85,76 @@ def encode_line(
     `memo` (one per batch of records, which keep its values alive) lets a content value
     that several records share be converted once. `inputs=False` / `outputs=False` leave
     a span's values out: its writer wrote them on the run's event lines.
+
+    Content goes to orjson as it is where `serialize.proven_json` proves the text the
+    same as its converted form's; the bytes are those of `dumps_bytes(to_line(...))`.
     """
-    if type(record) is Span:
-        line = _span_line(record, max_attr_chars, memo, inputs, outputs)
-    else:
-        line = to_line(record, max_attr_chars, memo)
-    return dumps_bytes(line) + b"\n"
+    if orjson is not None:
+        text = _fast_line(record, max_attr_chars, memo, inputs, outputs)
+        if text is not None:
+            return text
+    return dumps_bytes(_line(record, max_attr_chars, memo, inputs, outputs, fast=False)) + b"\n"
 
 
-def _content(value: Any, max_attr_chars: int | None, memo: dict[Any, Any] | None) -> Any:
+def _fast_line(
+    record: Record,
+    max_attr_chars: int | None,
+    memo: dict[Any, Any] | None,
+    inputs: bool,
+    outputs: bool,
+) -> bytes | None:
+    """The line written by orjson with its content as it is, when `proven_json` proves
+    it the same text; None when it cannot."""
+    kind = type(record)
+    if kind is TraceEvent:
+        line = _line(record, max_attr_chars, memo, inputs, outputs, fast=True)
+        return proven_json(line, max_attr_chars, memo, content_key=b',"metadata":', end=b"\n")
+    if kind is Span:
+        span = cast("Span", record)
+        line = _span_line(span, max_attr_chars, memo, inputs, outputs, fast=True)
+        if (
+            not (inputs or outputs or span.events or span.metadata or span.attributes)
+            and type(span.metadata) is dict
+            and type(span.attributes) is dict
+        ):
+            return _plain_line(line)  # no content: nothing to prove
+        key = b',"inputs":' if inputs else b',"outputs":' if outputs else b',"tags":'
+        return proven_json(
+            line, max_attr_chars, memo, content_key=key, known_nulls=_span_nulls(span), end=b"\n"
+        )
+    return _plain_line(_line(record, None, None, True, True, fast=False))
+
+
+def _plain_line(line: dict[str, Any]) -> bytes | None:
+    """A line without content, as `dumps_bytes` writes it when orjson can."""
+    try:
+        return orjson.dumps(line) + b"\n"  # a new bytes of its size: orjson's keeps 4 KiB
+    except TypeError:
+        return None
+
+
+def _span_nulls(span: Span) -> int:
+    """The nulls a span's line holds after its content starts, outside its content."""
+    usage = span.usage
+    nulls = (span.first_chunk_ns is None) + (span.first_token_ns is None) + (span.model is None)
+    if usage is None:
+        return nulls + 1
+    return (
+        nulls
+        + (usage.input_tokens is None)
+        + (usage.output_tokens is None)
+        + (usage.total_tokens is None)
+    )
+
+
+def _content(
+    value: Any, max_attr_chars: int | None, memo: dict[Any, Any] | None, fast: bool = False
+) -> Any:
     """A content value (inputs, outputs, run metadata), converted once per batch (never
-    raises): records of one run share the very same objects."""
+    raises): records of one run share the very same objects. With `fast`, the value
+    itself, for `proven_json`."""
+    if fast:
+        return value
     if memo is None or value is None or isinstance(value, (str, int, float)):
         return to_jsonable(value, max_attr_chars)
     hit = memo.get((id(value), 0))
@@ -98,8 +163,16 @@ def _content(value: Any, max_attr_chars: int | None, memo: dict[Any, Any] | None
     return hit[1]
 
 
-def _data(data: Mapping[str, Any], max_attr_chars: int | None, memo: dict[Any, Any] | None) -> Any:
-    """An event's data: as `to_jsonable(data)`, its values converted once per batch."""
+def _data(
+    data: Mapping[str, Any],
+    max_attr_chars: int | None,
+    memo: dict[Any, Any] | None,
+    fast: bool = False,
+) -> Any:
+    """An event's data: as `to_jsonable(data)`, its values converted once per batch.
+    With `fast`, the data itself, for `proven_json`."""
+    if fast:
+        return data
     if memo is None or type(data) is not dict or "lc" in data or ESCAPE_KEY in data:
         return to_jsonable(data, max_attr_chars)
     out = {}
@@ -122,8 +195,22 @@ def _data(data: Mapping[str, Any], max_attr_chars: int | None, memo: dict[Any, A
 def to_line(
     record: Record, max_attr_chars: int | None = None, memo: dict[Any, Any] | None = None
 ) -> dict[str, Any]:
+    """One record as the JSON-safe dict its line holds."""
+    return _line(record, max_attr_chars, memo, True, True, fast=False)
+
+
+def _line(
+    record: Record,
+    max_attr_chars: int | None,
+    memo: dict[Any, Any] | None,
+    inputs: bool,
+    outputs: bool,
+    *,
+    fast: bool,
+) -> dict[str, Any]:
+    """The line's dict; with `fast`, its content as it is, for `proven_json`."""
     if isinstance(record, Span):
-        return _span_line(record, max_attr_chars, memo)
+        return _span_line(record, max_attr_chars, memo, inputs, outputs, fast=fast)
     if isinstance(record, TraceEvent):
         return {
             "type": "event",
@@ -135,8 +222,8 @@ def to_line(
             "name": record.name,
             "run_type": record.run_type,
             "tags": list(record.tags),
-            "metadata": _content(record.metadata, max_attr_chars, memo),
-            "data": _data(record.data, max_attr_chars, memo),
+            "metadata": _content(record.metadata, max_attr_chars, memo, fast),
+            "data": _data(record.data, max_attr_chars, memo, fast),
             "ts_ns": record.ts_ns,
         }
     if isinstance(record, TraceStart):
@@ -169,6 +256,8 @@ def _span_line(
     memo: dict[Any, Any] | None = None,
     inputs: bool = True,
     outputs: bool = True,
+    *,
+    fast: bool = False,
 ) -> dict[str, Any]:
     usage = span.usage
     line = {
@@ -182,10 +271,10 @@ def _span_line(
         "end_ns": span.end_ns,
         "status": span.status,
         "error": _error_line(span.error),
-        "inputs": _content(span.inputs, max_attr_chars, memo),
-        "outputs": _content(span.outputs, max_attr_chars, memo),
+        "inputs": _content(span.inputs, max_attr_chars, memo, fast) if inputs else None,
+        "outputs": _content(span.outputs, max_attr_chars, memo, fast) if outputs else None,
         "tags": list(span.tags),
-        "metadata": _content(span.metadata, max_attr_chars, memo),
+        "metadata": _content(span.metadata, max_attr_chars, memo, fast),
         "chunk_count": span.chunk_count,
         "first_chunk_ns": span.first_chunk_ns,
         "first_token_ns": span.first_token_ns,
@@ -198,10 +287,12 @@ def _span_line(
         },
         "model": span.model,
         "events": [
-            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data, max_attr_chars)}
+            {"name": e.name, "ts_ns": e.ts_ns, "data": _data(e.data, max_attr_chars, None, fast)}
             for e in span.events
-        ],
-        "attributes": to_jsonable(span.attributes, max_attr_chars),
+        ]
+        if span.events
+        else [],
+        "attributes": _data(span.attributes, max_attr_chars, None, fast),
     }
     if not inputs:
         del line["inputs"]

@@ -25,6 +25,11 @@ from langchain_core.load import Serializable, dumpd, load
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - PyPy, or a stripped environment
+    orjson = None  # type: ignore[assignment]
+
 MAX_DEPTH = 64
 _ESCAPE_KEY = ESCAPE_KEY = "__lcel_escaped__"
 
@@ -237,6 +242,164 @@ def convert(value: Any, max_str: int | None = None, depth: int = 0) -> Any:
     failure, so a caller converting a structure piece by piece can fall back to the
     whole (the same result as `to_jsonable` of the whole, piece for piece)."""
     return _convert(value, depth, trusted=False, max_str=max_str)
+
+
+# -- the fast path: orjson walks the value in C, and its text is used only when cheap
+# counts over the bytes prove `_convert` would have led to the very same text.
+
+# Types orjson would write in its own way are handed to `default` (which refuses them).
+_FAST_OPTIONS = (
+    0
+    if orjson is None
+    else orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+_LC_KEY = b'"lc":'
+_ESCAPE_KEY_TEXT = b'"__lcel_escaped__":'
+_NULL = b"null"
+
+
+class _UnprovenError(Exception):
+    """The fast path met something only `_convert` writes exactly."""
+
+
+# What orjson writes where a LangChain object goes, before its text replaces it: a
+# NUL byte, which orjson's own text never holds (it writes U+0000 as an escape).
+_HOLE = b"\x00"
+_HOLE_FRAGMENT = None if orjson is None else orjson.Fragment(_HOLE)
+
+
+def proven_json(
+    value: Any,
+    max_str: int | None,
+    memo: dict[Any, Any] | None = None,
+    *,
+    content_key: bytes = b"",
+    known_nulls: int = 0,
+    end: bytes = b"",
+) -> bytes | None:
+    """The JSON text orjson writes for `convert(value, max_str)` (then `end`), written
+    by orjson from `value` itself in one pass in C; None when cheap counts cannot prove
+    the two texts the same (the caller then converts). `memo` keeps LangChain objects'
+    text for the same object met again (its entries hold the objects, so their ids stay
+    theirs).
+
+    A caller writing a record whose own fields come first (plain strings, numbers and
+    lists of strings, which `convert` leaves as they are) names the key where its
+    content starts (`b',"metadata":'`): the checks then read only the text from there
+    on, where it knows of `known_nulls` Nones of its own.
+
+    LangChain messages, documents and prompt values are written by `_direct`, as
+    `_convert` writes them, and their text goes in afterwards; any other type orjson
+    does not write natively is refused. The rest of the text is then the same when: no
+    string in it can have been cut (it is no longer than `max_str`, and a string takes
+    at least a byte per character); no dict has an "lc" or escape key (their patterns
+    do not occur); no float is NaN or infinite (orjson writes null: looked for when
+    there are more nulls than known); every dict key is a `str` (orjson refuses
+    others); and the nesting, bounded by the count of brackets, is far from MAX_DEPTH.
+
+    Not caught, because orjson writes them natively and no count tells: an enum whose
+    value holds enums many levels deep, and an `orjson.Fragment` inside `value`.
+    """
+    if orjson is None or (max_str is not None and max_str < _SHORTEST_CUT):
+        return None
+    texts: list[bytes] = []
+    deepest = 0
+
+    def default(obj: Any) -> Any:
+        nonlocal deepest
+        if isinstance(obj, str) and _plain_str_type(type(obj)):
+            return str.__str__(obj)  # its characters, as orjson writes a `str` subclass
+        text, brackets = _lc_text(obj, max_str, memo)
+        texts.append(text)
+        deepest = max(deepest, brackets)
+        return _HOLE_FRAGMENT
+
+    try:
+        text = orjson.dumps(value, default=default, option=_FAST_OPTIONS)
+    except Exception:  # orjson refused it, or `default` could not prove it
+        return None
+    # the first occurrence is the caller's key: before it, a quote only ends a string
+    start = text.find(content_key) if content_key else 0
+    if start < 0 or (max_str is not None and len(text) - start > max_str):
+        return None
+    if text.find(_LC_KEY, start) >= 0 or text.find(_ESCAPE_KEY_TEXT, start) >= 0:
+        return None
+    # `_convert` goes at most two levels deeper per container it writes (a LangChain
+    # object's two take it three), and each container opens with a bracket
+    if 2 * (text.count(b"{", start) + text.count(b"[", start) + deepest) + 10 > MAX_DEPTH:
+        return None
+    if text.count(_NULL, start) != known_nulls and _has_non_finite(value):
+        return None
+    if not texts:
+        return text + end  # also a copy of its size: orjson's keeps a 4 KiB buffer
+    pieces = text.split(_HOLE)
+    if len(pieces) != len(texts) + 1:
+        return None  # a NUL byte of an `orjson.Fragment` inside `value`
+    joined = [pieces[0]]
+    for lc_text, piece in zip(texts, pieces[1:], strict=True):
+        joined += (lc_text, piece)
+    joined.append(end)
+    return b"".join(joined)
+
+
+def _plain_str_type(cls: type) -> bool:
+    """Whether `truncate` measures and cuts a `str` subclass as a `str` (LangChain's
+    `TextAccessor`, for one)."""
+    plain = _PLAIN_STR_TYPES.get(cls)
+    if plain is None:
+        plain = _PLAIN_STR_TYPES[cls] = all(
+            getattr(cls, name) is getattr(str, name)
+            for name in ("__len__", "__getitem__", "__format__")
+        )
+    return plain
+
+
+_PLAIN_STR_TYPES: dict[type, bool] = {}
+
+
+def _lc_text(obj: Any, max_str: int | None, memo: dict[Any, Any] | None) -> tuple[bytes, int]:
+    """A LangChain object's JSON text as `_convert` writes it (`_direct`), and its count
+    of brackets; once per memo."""
+    if type(obj) not in _DIRECT_CLASSES:
+        raise _UnprovenError
+    key = (id(obj), _lc_text)
+    if memo is not None:
+        hit = memo.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]  # type: ignore[no-any-return]
+    try:
+        text = bytes(memoryview(orjson.dumps(_direct(obj, 1, max_str, finish=True))))
+    except _NotDirectError:
+        raise _UnprovenError from None
+    found = (text, text.count(b"{") + text.count(b"["))
+    if memo is not None:
+        memo[key] = (obj, found)
+    return found
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether a NaN or an infinity hides in the plain data orjson walked (it writes
+    them as null, where `_convert` writes their repr)."""
+    kind = type(value)
+    if kind is dict:
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    elif kind is float:
+        return not math.isfinite(value)
+    elif isinstance(value, enum.Enum):
+        return _has_non_finite(value.value)
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if _has_non_finite(item):
+            return True
+    return False
 
 
 def truncate(text: str, limit: int | None) -> str:
