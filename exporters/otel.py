@@ -14,6 +14,7 @@ emits: tracer, parents, ids, times, status, events and metrics.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ from .otel_attributes import span_name as _span_name
 class _PendingTrace:
     start: TraceStart | None = None
     spans: list[Span] = field(default_factory=list)
-    chunks: dict[str, list[tuple[int, Any]]] = field(default_factory=lambda: defaultdict(list))
+    chunks: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
 
 
 class MappingOptions(TypedDict, total=False):
@@ -122,7 +123,7 @@ class OtelTraceMapping(BaseExporter):
 
     def on_event(self, event: TraceEvent) -> None:
         if self.chunk_events and event.kind == "stream":
-            buffer = self._pending[event.trace_id].chunks[event.run_id]
+            buffer = self._pending[event.trace_id].chunks.setdefault(event.run_id, [])
             room = self.max_chunk_events - len(buffer)
             buffer.extend(tuple(pair) for pair in event.data.get("chunks", ())[: max(room, 0)])
 
@@ -153,7 +154,10 @@ class OtelTraceMapping(BaseExporter):
             span = node.span
             workflow = (trace_name or span.name) if parent is None else None
             attributes = mapping.span(span, workflow)
-            events, status = _outcome(span, chunks.get(span.span_id, ()) if chunks else (), mapping)
+            if span.status == "ok" and not span.events and not chunks:
+                events, status = _NO_EVENTS, _OK  # most spans
+            else:
+                events, status = _outcome(span, chunks.get(span.span_id, ()), mapping)
             if span.status == "error":
                 attributes["error.type"] = span.error.type if span.error else "Error"
             yield PlannedSpan(
@@ -217,6 +221,7 @@ class PlannedSpan(NamedTuple):
 
 
 _OK = Status(StatusCode.OK)
+_NO_EVENTS: tuple[tuple[str, Attributes, int], ...] = ()
 _UNSET = Status(StatusCode.UNSET)
 
 
@@ -224,8 +229,6 @@ def _outcome(
     span: Span, chunks: Iterable[tuple[int, Any]], mapping: TraceAttributes
 ) -> tuple[tuple[tuple[str, Attributes, int], ...], Status]:
     """A span's events (its own, its recorded chunks, the exception) and status."""
-    if span.status == "ok" and not span.events and not chunks:
-        return (), _OK  # most spans
     events: list[tuple[str, Attributes, int]] = [
         (event.name, {"lcel.data": mapping.text(event.data)}, event.ts_ns) for event in span.events
     ]
@@ -346,9 +349,10 @@ class OtelExporter(OtelTraceMapping):
         for plan in self.planned(pending):
             span = plan.node.span
             if ids is not None:  # used by the next line: the ids the run had while it ran
-                ids.next_span_id = _span_id(span.span_id)
-                if plan.parent is None and start and start.otel_parent_span_id is None:
-                    ids.next_trace_id = int(start.trace_id, 16)
+                trace_id = None
+                if plan.parent is None and start is not None and start.otel_parent_span_id is None:
+                    trace_id = int(start.trace_id, 16)
+                ids.expect(_span_id(span.span_id), trace_id)
             otel_span = start_span(
                 plan.name,
                 context=root_context if plan.parent is None else contexts[id(plan.parent)],
@@ -414,31 +418,48 @@ class _RecordedTraceIds(IdGenerator):
     """An SDK tracer's id generator that gives a span the ids its run had while it ran
     (`lcel_trace.otel_context`): the root the trace id, every span its run's span id.
 
-    Installed on the exporter's own `Tracer` object only (the SDK makes one per
-    `get_tracer` call), and used only from the exporter's thread.
+    The SDK hands every `get_tracer("lcel-trace")` of a provider the same `Tracer`, so
+    the exporters sharing a provider share one of these (installed once), each emitting
+    on a thread of its own: the ids asked for next are kept per thread.
     """
 
     def __init__(self, inner: IdGenerator) -> None:
         self.inner = inner
-        self.next_trace_id: int | None = None
-        self.next_span_id: int | None = None
+        self._next = threading.local()
 
     @classmethod
     def install(cls, tracer: object) -> _RecordedTraceIds | None:
         if not isinstance(tracer, SdkTracer):
             return None  # another SDK, or no SDK: its own ids, lcel.trace_id still says ours
-        ids = cls(tracer.id_generator)
-        tracer.id_generator = ids
-        return ids
+        with _INSTALLING:
+            if isinstance(tracer.id_generator, cls):
+                return tracer.id_generator
+            ids = cls(tracer.id_generator)
+            tracer.id_generator = ids
+            return ids
+
+    def expect(self, span_id: int, trace_id: int | None = None) -> None:
+        """The ids of the span this thread starts next (and its trace's, for a root)."""
+        self._next.span_id = span_id
+        self._next.trace_id = trace_id
 
     def generate_span_id(self) -> int:
-        span_id, self.next_span_id = self.next_span_id, None
-        return span_id if span_id is not None else self.inner.generate_span_id()
+        span_id: int | None = getattr(self._next, "span_id", None)
+        if span_id is None:
+            return self.inner.generate_span_id()
+        self._next.span_id = None
+        return span_id
 
     def generate_trace_id(self) -> int:
-        trace_id, self.next_trace_id = self.next_trace_id, None
-        return trace_id if trace_id is not None else self.inner.generate_trace_id()
+        trace_id: int | None = getattr(self._next, "trace_id", None)
+        if trace_id is None:
+            return self.inner.generate_trace_id()
+        self._next.trace_id = None
+        return trace_id
 
     def is_trace_id_random(self) -> bool:
         # lcel-trace's own ids are random; for the others the inner generator knows
         return bool(getattr(self.inner, "is_trace_id_random", lambda: False)())
+
+
+_INSTALLING = threading.Lock()

@@ -200,9 +200,12 @@ class TraceAttributes:
         metadata = span.metadata
         if metadata:
             for key, value in metadata.items():
-                attrs[f"lcel.metadata.{key}"] = (
-                    value if isinstance(value, (bool, int, float)) else self.text(value)
-                )
+                if type(value) is str:
+                    attrs[f"lcel.metadata.{key}"] = truncate(value, limit)
+                elif isinstance(value, (bool, int, float)):
+                    attrs[f"lcel.metadata.{key}"] = value
+                else:
+                    attrs[f"lcel.metadata.{key}"] = self.text(value)
         if span.chunk_count:
             attrs["lcel.chunk_count"] = span.chunk_count
         operation = "retrieval" if run_type == "retriever" else OPERATION.get(run_type)
