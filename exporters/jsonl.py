@@ -41,6 +41,7 @@ _UNSET: Any = object()
 _ABSENT: Any = object()  # an event without that key (None is a value)
 WRITE_MAX_BYTES = 1 << 20
 """Lines gathered into one `write` before it is made (a line is never split)."""
+_RECORD_TYPES = (TraceEvent, Span, TraceStart, TraceEnd)
 
 
 class JsonlExporter(BaseExporter):
@@ -124,17 +125,20 @@ class JsonlExporter(BaseExporter):
         lines: list[bytes] = []
         size = 0
         memo: dict[Any, Any] = {}  # content shared by records of this batch, converted once
+        record: Any  # its kind told by `kind`, which is read once
         for record in records:
-            if isinstance(record, TraceStart):
+            kind = type(record)
+            if kind not in _RECORD_TYPES:  # a subclass: the class it is one of
+                kind = next((t for t in _RECORD_TYPES if isinstance(record, t)), kind)
+            if kind is TraceStart:
                 self._roots[record.trace_id] = record.root_run_id
-            elif (
-                isinstance(record, TraceEvent)
-                and record.kind == "stream"
-                and not self._keeps(record)
-            ):
+            elif kind is TraceEvent and record.kind == "stream" and not self._keeps(record):
                 continue
+            inputs, outputs = self._span_flags(record) if kind is Span else (True, True)
             try:
-                line = self._encode(record, memo)
+                line = encode_line(
+                    record, self.max_attr_chars, memo, inputs=inputs, outputs=outputs
+                )
             except Exception as exc:
                 warn_once("jsonl_encode_failed", path=str(self.path), error=repr(exc))
             else:
@@ -143,42 +147,41 @@ class JsonlExporter(BaseExporter):
                 if size >= WRITE_MAX_BYTES:
                     self._write_lines(lines)
                     lines, size = [], 0
-            if isinstance(record, TraceEnd):
+                if kind is TraceEvent:
+                    self._carry(record)
+            if kind is TraceEnd:
                 self._roots.pop(record.trace_id, None)
                 self._carried.pop(record.trace_id, None)
         if lines:
             self._write_lines(lines)
 
-    def _encode(self, record: Record, memo: dict[Any, Any]) -> bytes:
-        """One line; a span's inputs and outputs only when its event lines lack them."""
-        if isinstance(record, Span):
-            runs = self._carried.get(record.trace_id)
-            carried = runs.pop(record.span_id, None) if runs is not None else None
-            if carried is None:
-                return encode_line(record, self.max_attr_chars, memo)
-            start_input, closing_input, output = carried
-            given = start_input if start_input is not _ABSENT else closing_input
-            return encode_line(
-                record,
-                self.max_attr_chars,
-                memo,
-                inputs=given is not record.inputs,
-                outputs=output is not record.outputs,
-            )
-        line = encode_line(record, self.max_attr_chars, memo)
-        if isinstance(record, TraceEvent):
-            event_kind = record.kind
-            if event_kind == "start":
-                runs = self._carried.setdefault(record.trace_id, {})
-                runs[record.run_id] = [record.data.get("input", _ABSENT), _ABSENT, _ABSENT]
-            elif event_kind == "end" or event_kind == "error":
-                runs = self._carried.get(record.trace_id)
-                carried = runs.get(record.run_id) if runs is not None else None
-                if carried is not None:
-                    carried[1] = record.data.get("input", _ABSENT)
-                    if event_kind == "end":
-                        carried[2] = record.data.get("output", _ABSENT)
-        return line
+    def _span_flags(self, span: Span) -> tuple[bool, bool]:
+        """Whether a span's line carries its inputs and outputs: only when its event
+        lines lack them."""
+        runs = self._carried.get(span.trace_id)
+        carried = runs.pop(span.span_id, None) if runs is not None else None
+        if carried is None:
+            return True, True
+        start_input, closing_input, output = carried
+        given = start_input if start_input is not _ABSENT else closing_input
+        return given is not span.inputs, output is not span.outputs
+
+    def _carry(self, event: TraceEvent) -> None:
+        """Note the values an event's line wrote for its run (start input, the closing
+        event's input, the end's output), so the run's span line need not repeat them."""
+        event_kind = event.kind
+        if event_kind == "start":
+            runs = self._carried.get(event.trace_id)
+            if runs is None:
+                runs = self._carried[event.trace_id] = {}
+            runs[event.run_id] = [event.data.get("input", _ABSENT), _ABSENT, _ABSENT]
+        elif event_kind == "end" or event_kind == "error":
+            runs = self._carried.get(event.trace_id)
+            carried = runs.get(event.run_id) if runs is not None else None
+            if carried is not None:
+                carried[1] = event.data.get("input", _ABSENT)
+                if event_kind == "end":
+                    carried[2] = event.data.get("output", _ABSENT)
 
     def _write_lines(self, lines: list[bytes]) -> None:
         if self._rotating is not None and not self._finished:

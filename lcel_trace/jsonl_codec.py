@@ -90,39 +90,37 @@ def encode_line(
     same as its converted form's; the bytes are those of `dumps_bytes(to_line(...))`.
     """
     if orjson is not None:
-        text = _fast_line(record, max_attr_chars, memo, inputs, outputs)
+        kind, any_record = type(record), cast("Any", record)
+        if kind is TraceEvent:
+            line = _event_line(any_record)
+            text = proven_json(line, max_attr_chars, memo, _EVENT_CONTENT, 0, b"\n")
+        elif kind is Span:
+            text = _fast_span_line(any_record, max_attr_chars, memo, inputs, outputs)
+        else:
+            text = _plain_line(_line(record, None, None, True, True))
         if text is not None:
             return text
-    return dumps_bytes(_line(record, max_attr_chars, memo, inputs, outputs, fast=False)) + b"\n"
+    return dumps_bytes(_line(record, max_attr_chars, memo, inputs, outputs)) + b"\n"
 
 
-def _fast_line(
-    record: Record,
-    max_attr_chars: int | None,
-    memo: dict[Any, Any] | None,
-    inputs: bool,
-    outputs: bool,
+_EVENT_CONTENT = b',"metadata":'
+"""Where an event line's content starts: the fields before it are plain strings."""
+
+
+def _fast_span_line(
+    span: Span, max_attr_chars: int | None, memo: dict[Any, Any] | None, inputs: bool, outputs: bool
 ) -> bytes | None:
-    """The line written by orjson with its content as it is, when `proven_json` proves
-    it the same text; None when it cannot."""
-    kind = type(record)
-    if kind is TraceEvent:
-        line = _line(record, max_attr_chars, memo, inputs, outputs, fast=True)
-        return proven_json(line, max_attr_chars, memo, content_key=b',"metadata":', end=b"\n")
-    if kind is Span:
-        span = cast("Span", record)
-        line = _span_line(span, max_attr_chars, memo, inputs, outputs, fast=True)
-        if (
-            not (inputs or outputs or span.events or span.metadata or span.attributes)
-            and type(span.metadata) is dict
-            and type(span.attributes) is dict
-        ):
-            return _plain_line(line)  # no content: nothing to prove
-        key = b',"inputs":' if inputs else b',"outputs":' if outputs else b',"tags":'
-        return proven_json(
-            line, max_attr_chars, memo, content_key=key, known_nulls=_span_nulls(span), end=b"\n"
-        )
-    return _plain_line(_line(record, None, None, True, True, fast=False))
+    """A span's line written by orjson with its content as it is, when `proven_json`
+    proves it the same text; None when it cannot."""
+    line = _raw_span_line(span, inputs, outputs)
+    if (
+        not (inputs or outputs or span.events or span.metadata or span.attributes)
+        and type(span.metadata) is dict
+        and type(span.attributes) is dict
+    ):
+        return _plain_line(line)  # no content: nothing to prove
+    content = b',"inputs":' if inputs else b',"outputs":' if outputs else b',"tags":'
+    return proven_json(line, max_attr_chars, memo, content, _span_nulls(span), b"\n")
 
 
 def _plain_line(line: dict[str, Any]) -> bytes | None:
@@ -147,14 +145,9 @@ def _span_nulls(span: Span) -> int:
     )
 
 
-def _content(
-    value: Any, max_attr_chars: int | None, memo: dict[Any, Any] | None, fast: bool = False
-) -> Any:
+def _content(value: Any, max_attr_chars: int | None, memo: dict[Any, Any] | None) -> Any:
     """A content value (inputs, outputs, run metadata), converted once per batch (never
-    raises): records of one run share the very same objects. With `fast`, the value
-    itself, for `proven_json`."""
-    if fast:
-        return value
+    raises): records of one run share the very same objects."""
     if memo is None or value is None or isinstance(value, (str, int, float)):
         return to_jsonable(value, max_attr_chars)
     hit = memo.get((id(value), 0))
@@ -163,16 +156,8 @@ def _content(
     return hit[1]
 
 
-def _data(
-    data: Mapping[str, Any],
-    max_attr_chars: int | None,
-    memo: dict[Any, Any] | None,
-    fast: bool = False,
-) -> Any:
-    """An event's data: as `to_jsonable(data)`, its values converted once per batch.
-    With `fast`, the data itself, for `proven_json`."""
-    if fast:
-        return data
+def _data(data: Mapping[str, Any], max_attr_chars: int | None, memo: dict[Any, Any] | None) -> Any:
+    """An event's data: as `to_jsonable(data)`, its values converted once per batch."""
     if memo is None or type(data) is not dict or "lc" in data or ESCAPE_KEY in data:
         return to_jsonable(data, max_attr_chars)
     out = {}
@@ -196,7 +181,7 @@ def to_line(
     record: Record, max_attr_chars: int | None = None, memo: dict[Any, Any] | None = None
 ) -> dict[str, Any]:
     """One record as the JSON-safe dict its line holds."""
-    return _line(record, max_attr_chars, memo, True, True, fast=False)
+    return _line(record, max_attr_chars, memo, True, True)
 
 
 def _line(
@@ -205,27 +190,27 @@ def _line(
     memo: dict[Any, Any] | None,
     inputs: bool,
     outputs: bool,
-    *,
-    fast: bool,
 ) -> dict[str, Any]:
-    """The line's dict; with `fast`, its content as it is, for `proven_json`."""
+    """The line's dict, its content converted."""
     if isinstance(record, Span):
-        return _span_line(record, max_attr_chars, memo, inputs, outputs, fast=fast)
+        line = _raw_span_line(record, inputs, outputs)
+        for key in ("inputs", "outputs", "metadata"):
+            if key in line:
+                line[key] = _content(line[key], max_attr_chars, memo)
+        line["tags"] = list(record.tags)
+        line["events"] = [
+            {"name": e.name, "ts_ns": e.ts_ns, "data": to_jsonable(e.data, max_attr_chars)}
+            for e in record.events
+        ]
+        line["attributes"] = to_jsonable(record.attributes, max_attr_chars)
+        return line
     if isinstance(record, TraceEvent):
-        return {
-            "type": "event",
-            "trace_id": record.trace_id,
-            "kind": record.kind,
-            "event": record.event,
-            "run_id": record.run_id,
-            "parent_ids": list(record.parent_ids),
-            "name": record.name,
-            "run_type": record.run_type,
-            "tags": list(record.tags),
-            "metadata": _content(record.metadata, max_attr_chars, memo, fast),
-            "data": _data(record.data, max_attr_chars, memo, fast),
-            "ts_ns": record.ts_ns,
-        }
+        line = _event_line(record)
+        line["parent_ids"] = list(record.parent_ids)
+        line["tags"] = list(record.tags)
+        line["metadata"] = _content(record.metadata, max_attr_chars, memo)
+        line["data"] = _data(record.data, max_attr_chars, memo)
+        return line
     if isinstance(record, TraceStart):
         return {
             "type": "trace_start",
@@ -250,15 +235,27 @@ def _line(
     }
 
 
-def _span_line(
-    span: Span,
-    max_attr_chars: int | None,
-    memo: dict[Any, Any] | None = None,
-    inputs: bool = True,
-    outputs: bool = True,
-    *,
-    fast: bool = False,
-) -> dict[str, Any]:
+def _event_line(event: TraceEvent) -> dict[str, Any]:
+    """An event's line with its content as it is (for `proven_json`, or to convert)."""
+    return {
+        "type": "event",
+        "trace_id": event.trace_id,
+        "kind": event.kind,
+        "event": event.event,
+        "run_id": event.run_id,
+        "parent_ids": event.parent_ids,
+        "name": event.name,
+        "run_type": event.run_type,
+        "tags": event.tags,
+        "metadata": event.metadata,
+        "data": event.data,
+        "ts_ns": event.ts_ns,
+    }
+
+
+def _raw_span_line(span: Span, inputs: bool, outputs: bool) -> dict[str, Any]:
+    """A span's line with its content as it is (for `proven_json`, or to convert),
+    without the inputs or outputs its writer put on the run's event lines."""
     usage = span.usage
     line = {
         "type": "span",
@@ -271,10 +268,10 @@ def _span_line(
         "end_ns": span.end_ns,
         "status": span.status,
         "error": _error_line(span.error),
-        "inputs": _content(span.inputs, max_attr_chars, memo, fast) if inputs else None,
-        "outputs": _content(span.outputs, max_attr_chars, memo, fast) if outputs else None,
-        "tags": list(span.tags),
-        "metadata": _content(span.metadata, max_attr_chars, memo, fast),
+        "inputs": span.inputs,
+        "outputs": span.outputs,
+        "tags": span.tags,
+        "metadata": span.metadata,
         "chunk_count": span.chunk_count,
         "first_chunk_ns": span.first_chunk_ns,
         "first_token_ns": span.first_token_ns,
@@ -286,13 +283,8 @@ def _span_line(
             "total_tokens": usage.total_tokens,
         },
         "model": span.model,
-        "events": [
-            {"name": e.name, "ts_ns": e.ts_ns, "data": _data(e.data, max_attr_chars, None, fast)}
-            for e in span.events
-        ]
-        if span.events
-        else [],
-        "attributes": _data(span.attributes, max_attr_chars, None, fast),
+        "events": [{"name": e.name, "ts_ns": e.ts_ns, "data": e.data} for e in span.events],
+        "attributes": span.attributes,
     }
     if not inputs:
         del line["inputs"]

@@ -267,6 +267,10 @@ class _UnprovenError(Exception):
 # What orjson writes where a LangChain object goes, before its text replaces it: a
 # NUL byte, which orjson's own text never holds (it writes U+0000 as an escape).
 _HOLE = b"\x00"
+_DEPTH_CUT = b'"<max depth>"'
+# The depth LangChain objects are written from: a value outside them nests at most 15
+# containers deep, and one inside may nest another 20 or so (tool call arguments).
+_LC_DEPTH = 36
 _HOLE_FRAGMENT = None if orjson is None else orjson.Fragment(_HOLE)
 
 
@@ -274,7 +278,6 @@ def proven_json(
     value: Any,
     max_str: int | None,
     memo: dict[Any, Any] | None = None,
-    *,
     content_key: bytes = b"",
     known_nulls: int = 0,
     end: bytes = b"",
@@ -305,19 +308,8 @@ def proven_json(
     if orjson is None or (max_str is not None and max_str < _SHORTEST_CUT):
         return None
     texts: list[bytes] = []
-    deepest = 0
-
-    def default(obj: Any) -> Any:
-        nonlocal deepest
-        if isinstance(obj, str) and _plain_str_type(type(obj)):
-            return str.__str__(obj)  # its characters, as orjson writes a `str` subclass
-        text, brackets = _lc_text(obj, max_str, memo)
-        texts.append(text)
-        deepest = max(deepest, brackets)
-        return _HOLE_FRAGMENT
-
     try:
-        text = orjson.dumps(value, default=default, option=_FAST_OPTIONS)
+        text = orjson.dumps(value, default=_default(max_str, memo, texts), option=_FAST_OPTIONS)
     except Exception:  # orjson refused it, or `default` could not prove it
         return None
     # the first occurrence is the caller's key: before it, a quote only ends a string
@@ -326,9 +318,10 @@ def proven_json(
         return None
     if text.find(_LC_KEY, start) >= 0 or text.find(_ESCAPE_KEY_TEXT, start) >= 0:
         return None
-    # `_convert` goes at most two levels deeper per container it writes (a LangChain
-    # object's two take it three), and each container opens with a bracket
-    if 2 * (text.count(b"{", start) + text.count(b"[", start) + deepest) + 10 > MAX_DEPTH:
+    # `_convert` goes at most two levels deeper per container it writes, each container
+    # opens with a bracket, and the caller's own line is one more: no value outside the
+    # LangChain objects is as deep as they were written from (`_LC_DEPTH`)
+    if 2 * (text.count(b"{", start) + text.count(b"[", start)) + 4 > _LC_DEPTH:
         return None
     if text.count(_NULL, start) != known_nulls and _has_non_finite(value):
         return None
@@ -342,6 +335,19 @@ def proven_json(
         joined += (lc_text, piece)
     joined.append(end)
     return b"".join(joined)
+
+
+def _default(max_str: int | None, memo: dict[Any, Any] | None, texts: list[bytes]) -> Any:
+    """orjson's `default`: a LangChain object's text goes into `texts` and a NUL byte in
+    its place; a plain `str` subclass is its characters; anything else is refused."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, str) and _plain_str_type(type(obj)):
+            return str.__str__(obj)  # its characters, as orjson writes a `str` subclass
+        texts.append(_lc_text(obj, max_str, memo))
+        return _HOLE_FRAGMENT
+
+    return default
 
 
 def _plain_str_type(cls: type) -> bool:
@@ -359,9 +365,13 @@ def _plain_str_type(cls: type) -> bool:
 _PLAIN_STR_TYPES: dict[type, bool] = {}
 
 
-def _lc_text(obj: Any, max_str: int | None, memo: dict[Any, Any] | None) -> tuple[bytes, int]:
-    """A LangChain object's JSON text as `_convert` writes it (`_direct`), and its count
-    of brackets; once per memo."""
+def _lc_text(obj: Any, max_str: int | None, memo: dict[Any, Any] | None) -> bytes:
+    """A LangChain object's JSON text as `_convert` writes it (`_direct`), once per memo.
+
+    Written from `_LC_DEPTH`, deeper than anywhere `proven_json` accepts it: `_direct`
+    writes the same at any depth where it neither refuses nor cuts (`"<max depth>"`),
+    and does both more the deeper it starts, so a text written from there without
+    either is what it writes from where the object really is."""
     if type(obj) not in _DIRECT_CLASSES:
         raise _UnprovenError
     key = (id(obj), _lc_text)
@@ -370,13 +380,14 @@ def _lc_text(obj: Any, max_str: int | None, memo: dict[Any, Any] | None) -> tupl
         if hit is not None and hit[0] is obj:
             return hit[1]  # type: ignore[no-any-return]
     try:
-        text = bytes(memoryview(orjson.dumps(_direct(obj, 1, max_str, finish=True))))
+        text = bytes(memoryview(orjson.dumps(_direct(obj, _LC_DEPTH, max_str, finish=True))))
     except _NotDirectError:
         raise _UnprovenError from None
-    found = (text, text.count(b"{") + text.count(b"["))
+    if _DEPTH_CUT in text:  # `_convert` cut a user dict inside: it may be less deep
+        raise _UnprovenError
     if memo is not None:
-        memo[key] = (obj, found)
-    return found
+        memo[key] = (obj, text)
+    return text
 
 
 def _has_non_finite(value: Any) -> bool:
