@@ -401,10 +401,12 @@ def _span_id(run_id: str) -> int:
     """`span_id_of(run_id)`, read straight from a canonical UUID's text (its last 16 hex
     digits, without the dash) rather than through a `UUID` object."""
     if len(run_id) == 36 and run_id[8] == run_id[13] == run_id[18] == run_id[23] == "-":
-        try:
-            return int(run_id[19:23] + run_id[24:], 16) or 1
-        except ValueError:
-            pass
+        digits = run_id[19:23] + run_id[24:]
+        if digits.isascii() and digits.isalnum():  # int() would take a sign or a "_"
+            try:
+                return int(digits, 16) or 1
+            except ValueError:
+                pass
     return span_id_of(run_id)
 
 

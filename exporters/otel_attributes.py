@@ -1,7 +1,8 @@
 """How one recorded `Span` reads in OpenTelemetry: its name, kind and attributes.
 
 Pure functions of a span and the trace it belongs to, with no SDK objects: the GenAI
-semantic conventions always, OpenInference's on request, and lcel-trace's own `lcel.*`.
+semantic conventions always, OpenInference's on request, and lcel-trace's own `lcel.*`;
+`TraceAttributes` maps one trace's spans, encoding each content value once.
 `OtelExporter` turns what they return into SDK spans; anything else that speaks
 OpenTelemetry attributes can use them too. Text is JSON cut to the trace's limit with
 `lcel_trace.serialize.truncate`, so every cut ends in the same visible marker.
