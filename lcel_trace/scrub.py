@@ -242,8 +242,10 @@ _PEM_END = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----")
 
 
 _HINTS = tuple(sorted({hint for p in _PATTERNS for hint in p.hints} | {"private key"}))
-"""Each pattern runs only on texts containing one of its hints: clean text costs one
-substring search per hint."""
+"""Each pattern runs only on texts containing one of its hints."""
+_ANY_HINT = re.compile("|".join(map(re.escape, _HINTS)))
+"""Whether any hint is in a lower-cased text, in one search: clean text (most of it)
+costs that and nothing more."""
 
 
 def _pem_spans(text: str, pos: int) -> Iterator[tuple[int, int]]:
@@ -264,9 +266,9 @@ def _matches(text: str, pos: int) -> list[tuple[int, int, int]]:
     """(match start, secret start, secret end) of every match starting at or after `pos`:
     a match can begin before its secret (`password=` before the password)."""
     lower = text.lower()
-    present = {hint for hint in _HINTS if hint in lower}
-    if not present:
+    if _ANY_HINT.search(lower) is None:
         return []
+    present = {hint for hint in _HINTS if hint in lower}
     found: list[tuple[int, int, int]] = []
     if "private key" in present:
         found.extend((start, start, end) for start, end in _pem_spans(text, pos))
