@@ -32,6 +32,8 @@ from langchain_core.language_models import BaseChatModel, BaseLLM
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool
 
+from lcel_trace._classes import subclasses_of
+
 __all__ = [
     "Interceptor",
     "StrayCallWarning",
@@ -134,7 +136,7 @@ def install() -> None:
                 guard = _tool_guard if base is BaseTool else _guard
                 _wrap(base, name, guard(function))
         for base in _GUARDS:
-            for cls in _subclasses(base):
+            for cls in subclasses_of(base):
                 _wrap_provider_methods(cls)
 
 
@@ -148,20 +150,6 @@ def uninstall() -> None:
         while _patches:
             patch = _patches.pop()
             setattr(patch.owner, patch.name, patch.original)
-
-
-def _subclasses(base: type) -> list[type]:
-    found: list[type] = []
-    stack: list[type] = list(base.__subclasses__())
-    seen: set[type] = set()
-    while stack:
-        cls = stack.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        found.append(cls)
-        stack.extend(cls.__subclasses__())
-    return found
 
 
 def _wrap(owner: type, name: str, wrapper: Any) -> None:

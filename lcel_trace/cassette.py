@@ -83,10 +83,11 @@ from lcel_trace._cassette_keys import (
 from lcel_trace._cassette_patch import StrayCallWarning
 from lcel_trace.clock import now_ns
 from lcel_trace.context import TraceOptions, new_trace_id
-from lcel_trace.export import SpanExporter
+from lcel_trace.export import TraceExporter
 from lcel_trace.recorder import Recorder
 from lcel_trace.redact import Redact, Redactor
 from lcel_trace.replay import RecordedError, _Pacer
+from lcel_trace.run_events import RunChunk
 from lcel_trace.session import TraceSession
 from lcel_trace.span import SpanError
 
@@ -855,7 +856,7 @@ class _Writer:
         # lcel_trace.exporters is the top-level exporters/ folder, mapped at install time
         exporters = importlib.import_module("lcel_trace.exporters")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.exporter: SpanExporter = exporters.JsonlExporter(path, record_chunks="all")
+        self.exporter: TraceExporter = exporters.JsonlExporter(path, record_chunks="all")
         self.options = TraceOptions.build(exporters=[self.exporter], redact=redact)
 
     def _session(self, name: str, run_id: UUID) -> TraceSession:
@@ -936,7 +937,7 @@ class _Run:
     def chunk(self, ts_ns: int, chunk: Any, kind: CallKind) -> None:
         self.chunks.append(chunk)
         value = chunk.message if isinstance(chunk, ChatGenerationChunk) else chunk
-        self.session.chunk(str(self.run_id), ts_ns, value)
+        self.session.feed(RunChunk(str(self.run_id), value, ts_ns))
 
     def end(self, generations: list[Any], llm_output: dict[str, Any] | None) -> None:
         self.recorder.on_llm_end(

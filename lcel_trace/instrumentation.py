@@ -29,6 +29,7 @@ from langchain_core.runnables.base import Runnable
 from langchain_core.runnables.config import var_child_runnable_config
 
 from lcel_trace import context
+from lcel_trace._classes import subclasses_of
 from lcel_trace._log import log, report_internal_error
 from lcel_trace.context import SharedOptions, TraceOptions
 from lcel_trace.export import TraceExporter
@@ -311,17 +312,7 @@ def _guard_only(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _runnable_classes() -> list[type]:
-    found: list[type] = []
-    seen: set[type] = set()
-    stack: list[type] = [Runnable]
-    while stack:
-        cls = stack.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        found.append(cls)
-        stack.extend(cls.__subclasses__())
-    return found
+    return [Runnable, *subclasses_of(Runnable)]
 
 
 def _patch_class(cls: type, state: _State) -> None:

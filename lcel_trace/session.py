@@ -145,10 +145,6 @@ class TraceSession:
             self.finish()  # the caller holds a stream object, not an iterator of ours
         return True
 
-    def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
-        """`feed(RunChunk(run_id, chunk, ts_ns))`."""
-        self._chunk(run_id, ts_ns, chunk)
-
     def chunk_sink(self, run_id: str) -> ChunkSink:
         """What a producer calls with each chunk of `run_id` as it happens: the
         assembler's counter for that run when nobody records its chunks (no clock read
