@@ -420,18 +420,24 @@ def scrub_flat_mapping(value: dict[str, Any]) -> dict[str, Any]:
     repeated metadata costs a look-up. Nested dicts come back fresh too."""
     if not value:
         return {}
-    items = _flat_items(value, nested=True)
-    if items is None:
+    flat = _flat_items(value, nested=True)
+    if flat is None:
         return cast("dict[str, Any]", scrub(value))
     return {
-        key: (dict(item) if type(item) is tuple else item) for key, item in _scrub_flat_items(items)
+        key: (dict(item) if type(item) is tuple else item) for key, item in _scrub_flat_items(*flat)
     }
 
 
-def _flat_items(value: dict[Any, Any], *, nested: bool) -> tuple[tuple[str, Any], ...] | None:
-    """`value`'s items as a hashable key (a nested dict as a tuple of its items), or
-    None when it holds anything but short strings, numbers, None (and flat dicts)."""
+_Items = tuple[tuple[str, Any], ...]
+
+
+def _flat_items(value: dict[Any, Any], *, nested: bool) -> tuple[_Items, tuple[Any, ...]] | None:
+    """`value`'s items as a hashable key (a nested dict as a tuple of its items) and the
+    type of each value (`1`, `1.0` and `True` are equal keys, and must not come back as
+    each other), or None when it holds anything but short strings, numbers, None (and
+    flat dicts). A float zero is not remembered either: `-0.0 == 0.0`."""
     out = []
+    kinds: list[Any] = []
     for key, item in value.items():
         kind = type(item)
         if type(key) is not str:
@@ -440,17 +446,26 @@ def _flat_items(value: dict[Any, Any], *, nested: bool) -> tuple[tuple[str, Any]
             inner = _flat_items(item, nested=False)
             if inner is None:
                 return None
-            out.append((key, inner))
-        elif (kind is str and len(item) <= 64) or item is None or kind in (int, bool, float):
+            out.append((key, inner[0]))
+            kinds.append(inner[1])
+        elif (
+            (kind is str and len(item) <= 64)
+            or item is None
+            or kind is int
+            or kind is bool
+            or (kind is float and item != 0.0)
+        ):
             out.append((key, item))
+            kinds.append(kind)
         else:
             return None
-    return tuple(out)
+    return tuple(out), tuple(kinds)
 
 
 @lru_cache(maxsize=1024)
-def _scrub_flat_items(items: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
-    """The scrubbed items (a dict, nested or redacted to {}, as a tuple of its items)."""
+def _scrub_flat_items(items: _Items, kinds: tuple[Any, ...]) -> _Items:
+    """The scrubbed items (a dict, nested or redacted to {}, as a tuple of its items);
+    `kinds` only keeps items of other types apart in the cache."""
     scrubbed = scrub({key: dict(item) if type(item) is tuple else item for key, item in items})
     return tuple(
         (key, tuple(item.items()) if type(item) is dict else item) for key, item in scrubbed.items()

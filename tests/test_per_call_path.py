@@ -142,6 +142,18 @@ def test_flat_metadata_is_scrubbed_and_a_fresh_snapshot_each_time() -> None:
     assert scrub_flat_mapping(metadata)["ls_provider"] == "openai"
 
 
+def test_remembered_metadata_keeps_each_value_s_type() -> None:
+    """1, 1.0 and True are equal (and so are 0.0 and -0.0): a remembered result must
+    not hand one back for another (it once recorded {"flag": True} as {"flag": 1})."""
+    for value in (1, True, 1.0, 0, False, 0.0, -0.0):
+        for nested in (False, True):
+            metadata = {"inner": {"flag": value}} if nested else {"flag": value}
+            cleaned = scrub_flat_mapping(metadata)
+            got = cleaned["inner"]["flag"] if nested else cleaned["flag"]
+            assert type(got) is type(value), (metadata, cleaned)
+            assert repr(got) == repr(value), (metadata, cleaned)
+
+
 def test_nested_metadata_is_scrubbed_as_before() -> None:
     metadata = {"user": {"password": "hunter2"}, "tags": ["a"]}
     cleaned = scrub_flat_mapping(metadata)
