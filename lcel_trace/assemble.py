@@ -12,7 +12,7 @@ file reader.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lcel_trace.normalise import (
@@ -55,21 +55,41 @@ class RunIdentity:
     parent_ids: tuple[str, ...]
 
 
-@dataclass(slots=True)
 class _SpanBuilder:
-    """A span still running: the mutable counterpart of `Span`."""
+    """A span still running: the mutable counterpart of `Span` (a plain slotted class:
+    one is made per run, on the caller's path)."""
 
-    identity: RunIdentity
-    parent_id: str | None
-    start_ns: int
-    inputs: Any = None
-    has_inputs: bool = False
-    chunk_count: int = 0
-    first_chunk_ns: int | None = None
-    first_token_ns: int | None = None
-    chunks: list[Any] | None = None
-    events: list[SpanEvent] = field(default_factory=list)
-    attributes: dict[str, Any] = field(default_factory=dict)
+    __slots__ = (
+        "attributes",
+        "chunk_count",
+        "chunks",
+        "events",
+        "first_chunk_ns",
+        "first_token_ns",
+        "has_inputs",
+        "identity",
+        "inputs",
+        "parent_id",
+        "start_ns",
+    )
+
+    def __init__(self, identity: RunIdentity, parent_id: str | None, start_ns: int) -> None:
+        self.identity = identity
+        self.parent_id = parent_id
+        self.start_ns = start_ns
+        self.inputs: Any = None
+        self.has_inputs = False
+        self.chunk_count = 0
+        self.first_chunk_ns: int | None = None
+        self.first_token_ns: int | None = None
+        self.chunks: list[Any] | None = None
+        self.events: list[SpanEvent] | None = None  # made by the first custom event
+        self.attributes: dict[str, Any] = {}
+
+    def add_event(self, event: SpanEvent) -> None:
+        if self.events is None:
+            self.events = []
+        self.events.append(event)
 
 
 class SpanAssembler:
@@ -110,32 +130,32 @@ class SpanAssembler:
         """Whether `run_id` started in this trace (running or ended)."""
         return run_id in self._open or run_id in self._closed
 
-    def feed(self, event: TraceEvent, content: Mapping[str, Any] | None = None) -> Span | None:
+    def feed(self, event: TraceEvent, happened: Mapping[str, Any] | None = None) -> Span | None:
         """Apply one event; return the span it finished, if any.
 
-        `content` is the event's data as it may leave the process (inputs, outputs,
-        custom data, errors as type and message), when `event.data` is the data as it
-        happened (facts such as usage and the model come from that); None when
-        `event.data` is recorded content already (a file's)."""
+        `event.data` is the event's content as recorded (inputs, outputs, custom data,
+        errors as type and message: what the span carries); `happened` is its data as it
+        happened, when the recorder has it (the facts, usage and the model, and whether
+        an error was a cancellation, come from that); None for a file's events."""
         kind = event.kind
-        if content is None:
-            content = event.data
+        content = event.data
+        data = content if happened is None else happened
         if kind == "start":
-            self._start(event, content)
+            self._start(event, content, data)
             return None
         if kind == "stream":
-            for ts, chunk in event.data.get("chunks", ()):
+            for ts, chunk in content.get("chunks", ()):
                 self.chunk(event.run_id, ts, chunk)
             return None
         if kind == "custom":
             builder = self._open.get(event.run_id)
             if builder is not None:
-                builder.events.append(SpanEvent(event.name, event.ts_ns, content))
+                builder.add_event(SpanEvent(event.name, event.ts_ns, content))
             return None
         if kind == "end":
-            return self._end(event, content)
+            return self._end(event, content, data)
         if kind == "error":
-            return self._fail(event, content)
+            return self._fail(event, content, data)
         return None
 
     def chunk(self, run_id: str, ts_ns: int, chunk: Any) -> None:
@@ -194,7 +214,9 @@ class SpanAssembler:
         """The output a run streamed, for a run that did not report one at its end."""
         return self._redact_folded(fold_chunks(builder.chunks)) if builder.chunks else None
 
-    def _start(self, event: TraceEvent, content: Mapping[str, Any]) -> None:
+    def _start(
+        self, event: TraceEvent, content: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> None:
         run_id = event.run_id
         if run_id in self._open or run_id in self._closed:
             return
@@ -206,7 +228,6 @@ class SpanAssembler:
             parent_id = event.parent_ids[-1]
         else:  # LangChain lost the link (a context copy): the run is inside this call
             parent_id = self.root_run_id
-        data = event.data
         identity = RunIdentity(
             run_id=run_id,
             family=split_event_name(event.event)[0],
@@ -239,20 +260,24 @@ class SpanAssembler:
             builder.has_inputs = True
         return builder
 
-    def _end(self, event: TraceEvent, content: Mapping[str, Any]) -> Span | None:
+    def _end(
+        self, event: TraceEvent, content: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> Span | None:
         builder = self._closing(event, content)
         if builder is None:
             return None
         usage = None
         if builder.identity.run_type in ("chat_model", "llm"):
-            usage = response_facts(event.data.get("output"), builder.attributes)
+            usage = response_facts(data.get("output"), builder.attributes)
         return self._finish(builder, event.ts_ns, "ok", None, content.get("output"), usage)
 
-    def _fail(self, event: TraceEvent, content: Mapping[str, Any]) -> Span | None:
+    def _fail(
+        self, event: TraceEvent, content: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> Span | None:
         builder = self._closing(event, content)
         if builder is None:
             return None
-        status: Status = "cancelled" if is_cancellation(event.data.get("error")) else "error"
+        status: Status = "cancelled" if is_cancellation(data.get("error")) else "error"
         span_error = self._span_error(content.get("error")) if status == "error" else None
         return self._finish(builder, event.ts_ns, status, span_error, self._folded(builder))
 
@@ -289,7 +314,7 @@ class SpanAssembler:
             first_token_ns=builder.first_token_ns,
             usage=usage,
             model=model,
-            events=tuple(builder.events),
+            events=tuple(builder.events) if builder.events else (),
             attributes=attributes,
         )
 

@@ -113,26 +113,24 @@ class TraceSession:
 
     def feed(self, event: RunEvent) -> bool:
         """Take one producer event, completed from the run table (see `run_events`)."""
-        if type(event) is RunChunk:
+        if isinstance(event, RunChunk):
             return self._chunk(event.run_id, event.ts_ns, event.chunk)
         with self._lock:
             if self.finished:
                 return False
-            record = self._completed(event)  # type: ignore[arg-type]
+            record = self._completed(event)
             if record is None:
                 return False
             if not self._started:
                 self._begin(record)
             if record.kind in ("end", "error") and record.run_id in self._chunks:
                 self._flush_chunks(record.run_id, final=True)
-            # Redacted once: the event's record and the span it ends share the content.
             if self._keep_events:
-                content = self._redaction.data(record.data) if record.data else record.data
-                self._append(_with_data(record, content))
-            else:  # nobody reads the event itself: count it, skip building its record
-                content = self._redaction.data(record.data, whole=False)
+                self._append(record)
+            else:  # nobody reads the event itself: count it, never hand it off
                 self._event_count += 1
-            span = self._assembler.feed(record, content)
+            happened = event.data if type(event) is not RunCustom else None
+            span = self._assembler.feed(record, happened)
             if span is not None:
                 self._spans.append(span)
                 self._append(span)
@@ -168,7 +166,8 @@ class TraceSession:
     def _completed(self, event: RunStart | RunEnd | RunCustom) -> TraceEvent | None:
         """`event` as a `TraceEvent`: a start with its ancestry and its name, tags and
         metadata scrubbed (once, a snapshot of its own); a later event with the run's as
-        they were at its start. None for what the trace does not take."""
+        they were at its start; its data as recorded (redacted once: the event's record
+        and the span it ends share it). None for what the trace does not take."""
         assembler = self._assembler
         redaction = self._redaction
         if isinstance(event, RunStart):
@@ -197,7 +196,7 @@ class TraceSession:
                 event.run_type,
                 redaction.tags(tags),
                 redaction.metadata(metadata),
-                event.data,
+                self._recorded(event.data),
                 event.ts_ns,
             )
         identity = assembler.identity(event.run_id)
@@ -215,7 +214,7 @@ class TraceSession:
                 identity.run_type,
                 identity.tags,
                 identity.metadata,
-                event.data,
+                self._recorded(event.data),
                 event.ts_ns,
             )
         run_id = event.run_id
@@ -231,9 +230,16 @@ class TraceSession:
             "custom",
             redaction.tags(tags),
             redaction.metadata(metadata),
-            {"data": event.data},
+            self._recorded({"data": event.data}),
             event.ts_ns,
         )
+
+    def _recorded(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """An event's data as it is recorded: all of it redacted when exporters read the
+        event, else only what its span takes (content and errors)."""
+        if self._keep_events:
+            return self._redaction.data(data) if data else data
+        return self._redaction.data(data, whole=False)
 
     def finish_with_root(self) -> None:
         """End the trace when its root run ends: the caller holds a stream object or an
@@ -401,22 +407,3 @@ class TraceSession:
         self._pending.clear()
         for processor in self._processors:
             processor.submit(batch)
-
-
-def _with_data(event: TraceEvent, data: Mapping[str, Any]) -> TraceEvent:
-    """`event` with its data as recorded."""
-    if data is event.data:
-        return event
-    return TraceEvent(
-        event.trace_id,
-        event.kind,
-        event.event,
-        event.run_id,
-        event.parent_ids,
-        event.name,
-        event.run_type,
-        event.tags,
-        event.metadata,
-        data,
-        event.ts_ns,
-    )
