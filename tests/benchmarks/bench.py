@@ -392,6 +392,13 @@ def main() -> None:
         help="only the per-call rows (invoke, ainvoke, batch/abatch of 50; sustained loop)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="with --per-call: also lcel-trace's rows imported from the checkout DIR "
+        "(rows marked '(before)'), paired in the same blocks",
+    )
+    parser.add_argument(
         "--cli-bytes",
         type=float,
         metavar="N",
@@ -433,6 +440,7 @@ def main() -> None:
             quick=args.quick,
             blocks=args.blocks if args.blocks != 2 else None,
             peers=not args.no_peers,
+            baseline=args.baseline,
         )
         sections += per_call_sections(result)
         if args.markdown:

@@ -16,6 +16,12 @@ any handler, which no tracer built on callbacks can go below.
 
 Sustained throughput: a tight loop of traced `invoke`s for 20 s (5 s in --quick) with
 the default queue sizes, then `exporter_stats`: calls per second and records dropped.
+
+    python tests/benchmarks/bench.py --per-call --baseline /path/to/older/checkout
+
+adds "… (before)" rows: lcel-trace's processes again, importing `lcel_trace` (and its
+`exporters`) from that checkout, in the same blocks and paired with the same plain
+processes: a before/after from one run.
 """
 
 from __future__ import annotations
@@ -45,7 +51,15 @@ PEERS = {
     "openinference": "openinference-instrumentation-langchain",
     "openllmetry": "opentelemetry-instrumentation-langchain",
 }
-LIMIT = 1.30  # traced invoke and abatch of 50, export included, × plain
+TARGETS = {
+    ("lcel-trace+jsonl", "invoke"): 1.50,
+    ("lcel-trace+otel", "invoke"): 1.75,
+    ("lcel-trace+jsonl", "abatch 50"): 1.45,
+    ("lcel-trace+otel", "abatch 50"): 1.65,
+}
+"""CPU × plain, exporter threads counted (issue 27)."""
+BEFORE = " (before)"
+"""Suffix of a tracer run from the `--baseline` checkout."""
 SUSTAINED = ("plain", "lcel-trace+jsonl", "lcel-trace+otel")
 NOOP = "do-nothing handler"
 """Not a tracer: an inline callback handler that does nothing, attached with
@@ -84,6 +98,7 @@ def otel_sink() -> tuple[Any, Any]:
 
 
 def setup(tracer: str, tmp: Path) -> Setup:
+    tracer = tracer.removesuffix(BEFORE)  # the same setup, another checkout's lcel_trace
     provider, spans = otel_sink()
 
     def drain_provider() -> None:
@@ -282,9 +297,15 @@ def sdk_floor_child(calls: int) -> dict[str, Any]:
     return {"cpu_us": statistics.median(cpus), "spans": len(recorded)}
 
 
-def run_child(argv: list[str]) -> dict[str, Any]:
+def run_child(argv: list[str], baseline: Path | None = None) -> dict[str, Any]:
+    """Run this file with `argv` in a new process (importing lcel-trace from `baseline`,
+    when given) and return the JSON it prints last."""
+    env = None
+    if baseline is not None:
+        paths = [str(baseline), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     done = subprocess.run(
-        [sys.executable, __file__, *argv], capture_output=True, text=True, check=False
+        [sys.executable, __file__, *argv], capture_output=True, text=True, check=False, env=env
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr else "?")
@@ -312,11 +333,20 @@ class PerCallResult:
     plain_invoke_cpu_us: float | None = None
 
 
-def per_call(*, quick: bool, blocks: int | None = None, peers: bool = True) -> PerCallResult:
-    """The per-call rows: plain and tracer processes alternated in blocks, paired."""
+def per_call(
+    *,
+    quick: bool,
+    blocks: int | None = None,
+    peers: bool = True,
+    baseline: Path | None = None,
+) -> PerCallResult:
+    """The per-call rows: plain and tracer processes alternated in blocks, paired; with
+    `baseline`, lcel-trace's rows again from that checkout."""
     calls, rounds = (100, 2) if quick else (500, 3)
     blocks = blocks or (1 if quick else 4)
     tracers = ["plain", NOOP, *OURS]
+    if baseline is not None:
+        tracers += [f"{tracer}{BEFORE}" for tracer in OURS]
     missing = []
     for tracer, distribution in PEERS.items():
         if peers and installed(distribution):
@@ -341,7 +371,10 @@ def per_call(*, quick: bool, blocks: int | None = None, peers: bool = True) -> P
                     shown.advance(timed)
                     continue
                 try:
-                    data = run_child(["--child", tracer, str(calls), str(rounds)])
+                    data = run_child(
+                        ["--child", tracer, str(calls), str(rounds)],
+                        baseline if tracer.endswith(BEFORE) else None,
+                    )
                 except RuntimeError as exc:
                     failed[tracer] = str(exc)
                     continue
@@ -420,50 +453,33 @@ def sustained_rows(seconds: float, done: Callable[[], None]) -> tuple[str, dict[
 
 
 def per_call_targets(result: PerCallResult) -> list[str]:
-    r = result.ratios
     lines = []
 
     def verdict(text: str, value: float, limit: float) -> str:
         ok = "holds" if value <= limit else "MISSED"
-        return f"{text}: {value:.3f} (target ≤ {limit}): {ok}"
+        return f"{text}: {value:.3f} (target ≤ {limit:.2f}): {ok}"
 
     cpu = result.cpu_ratios
-    for tracer in ("lcel-trace+jsonl", "lcel-trace+otel"):
-        if tracer in cpu:  # CPU: steadier than wall on a shared machine
-            for entry, what in (("invoke", "invoke"), ("abatch 50", "abatch of 50")):
-                lines.append(
-                    verdict(
-                        f"per call: traced {what} ({tracer}), CPU × plain",
-                        cpu[tracer][entry],
-                        LIMIT,
-                    )
-                )
-    for tracer in ("lcel-trace+jsonl", "lcel-trace+otel"):
-        if tracer in r:
-            lines.append(
-                verdict(f"per call: traced invoke ({tracer}) × plain", r[tracer]["invoke"], LIMIT)
-            )
-            lines.append(
-                verdict(
-                    f"per call: traced abatch of 50 ({tracer}) × plain",
-                    r[tracer]["abatch 50"],
-                    LIMIT,
-                )
-            )
+    for (tracer, entry), limit in TARGETS.items():  # CPU: steadier than wall when shared
+        if tracer in cpu:
+            text = f"per call: traced {entry} ({tracer}), CPU × plain"
+            if f"{tracer}{BEFORE}" in cpu:
+                text += f" (before: {cpu[f'{tracer}{BEFORE}'][entry]:.3f})"
+            lines.append(verdict(text, cpu[tracer][entry], limit))
     for tracer in ("lcel-trace+jsonl", "lcel-trace+otel"):
         if tracer in result.drops:
             dropped = result.drops[tracer]
             ok = "holds" if dropped == 0 else "MISSED"
             lines.append(f"sustained loop ({tracer}): {dropped} records dropped (target 0): {ok}")
-    peers = [p for p in PEERS if p in r]
-    if peers and "lcel-trace+otel" in r:
+    peers = [p for p in PEERS if p in cpu]
+    if peers and "lcel-trace+otel" in cpu:
         for entry in ENTRIES:
-            cheaper = min(peers, key=lambda p: r[p][entry])
-            ours, theirs = r["lcel-trace+otel"][entry], r[cheaper][entry]
+            cheaper = min(peers, key=lambda p: cpu[p][entry])
+            ours, theirs = cpu["lcel-trace+otel"][entry], cpu[cheaper][entry]
             ok = "holds" if ours <= theirs else "MISSED"
             lines.append(
                 f"per call {entry}: lcel-trace+OTel {ours:.3f}× vs the cheaper peer "
-                f"({cheaper}) {theirs:.3f}× plain: {ok} (never slower)"
+                f"({cheaper}) {theirs:.3f}× plain, CPU: {ok} (never slower)"
             )
     if NOOP in cpu:
         floors = ", ".join(f"{entry} {cpu[NOOP][entry]:.3f}×" for entry in ENTRIES)
@@ -499,5 +515,6 @@ if __name__ == "__main__":
         print(json.dumps(sustained_child(sys.argv[2], float(sys.argv[3]))))
     else:
         quick = "--quick" in sys.argv
-        result = per_call(quick=quick, peers=not quick)
+        before = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else None
+        result = per_call(quick=quick, peers=not quick, baseline=Path(before) if before else None)
         print(result.table, result.sustained, *per_call_targets(result), sep="\n\n")
