@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import enum
 import math
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -267,11 +268,19 @@ class _UnprovenError(Exception):
 # What orjson writes where a LangChain object goes, before its text replaces it: a
 # NUL byte, which orjson's own text never holds (it writes U+0000 as an escape).
 _HOLE = b"\x00"
-_DEPTH_CUT = b'"<max depth>"'
-# The depth LangChain objects are written from: a value outside them nests at most 15
-# containers deep, and one inside may nest another 20 or so (tool call arguments).
-_LC_DEPTH = 36
 _HOLE_FRAGMENT = None if orjson is None else orjson.Fragment(_HOLE)
+_DEPTH_CUT = b'"<max depth>"'
+# How deep the fast path lets a value nest (containers, itself included; the caller's
+# line is one), and the depth LangChain objects are written from, deeper than that: one
+# inside may nest another 25 or so (tool call arguments) before `_direct` refuses it.
+_FAST_MAX_NESTING = 31
+_LC_DEPTH = _FAST_MAX_NESTING + 5
+# orjson refuses a value nested `_RECURSION_LIMIT` containers deep; the fast path writes
+# each value inside `_GUARD_LEVELS` lists, so that orjson itself refuses one nested
+# deeper than `_FAST_MAX_NESTING` (no count of brackets bounds depth in wide data).
+_RECURSION_LIMIT = 255
+_GUARD_LEVELS = _RECURSION_LIMIT - 1 - _FAST_MAX_NESTING
+_GUARDS = threading.local()
 
 
 def proven_json(
@@ -300,7 +309,8 @@ def proven_json(
     at least a byte per character); no dict has an "lc" or escape key (their patterns
     do not occur); no float is NaN or infinite (orjson writes null: looked for when
     there are more nulls than known); every dict key is a `str` (orjson refuses
-    others); and the nesting, bounded by the count of brackets, is far from MAX_DEPTH.
+    others); and no value nests deeper than `_FAST_MAX_NESTING` (orjson refuses it:
+    `_guard`), far from MAX_DEPTH.
 
     Not caught, because orjson writes them natively and no count tells: an enum whose
     value holds enums many levels deep, and an `orjson.Fragment` inside `value`.
@@ -318,15 +328,15 @@ def proven_json(
         return None
     if text.find(_LC_KEY, start) >= 0 or text.find(_ESCAPE_KEY_TEXT, start) >= 0:
         return None
-    # `_convert` goes at most two levels deeper per container it writes, each container
-    # opens with a bracket, and the caller's own line is one more: no value outside the
-    # LangChain objects is as deep as they were written from (`_LC_DEPTH`)
-    if 2 * (text.count(b"{", start) + text.count(b"[", start)) + 4 > _LC_DEPTH:
-        return None
     if text.count(_NULL, start) != known_nulls and _has_non_finite(value):
         return None
+    # each container opens with a bracket: few brackets, no deep nesting; with many
+    # (wide data, as often as deep), orjson tells
+    brackets = text.count(b"{", start) + text.count(b"[", start)
+    if brackets >= _FAST_MAX_NESTING and not _nests_within_limit(value):
+        return None
     if not texts:
-        return text + end  # also a copy of its size: orjson's keeps a 4 KiB buffer
+        return text + end  # a copy of its size: orjson's own bytes keep a 4 KiB buffer
     pieces = text.split(_HOLE)
     if len(pieces) != len(texts) + 1:
         return None  # a NUL byte of an `orjson.Fragment` inside `value`
@@ -335,6 +345,56 @@ def proven_json(
         joined += (lc_text, piece)
     joined.append(end)
     return b"".join(joined)
+
+
+def _nests_within_limit(value: Any) -> bool:
+    """Whether `value` nests no deeper than `_FAST_MAX_NESTING` containers (itself
+    included), told by orjson written inside `_GUARD_LEVELS` lists."""
+    root, holder = _guard()
+    if root is None or holder[0] is not None:  # no guard, or in use (a nested call)
+        return False
+    holder[0] = value
+    try:
+        orjson.dumps(root, default=_placeholder, option=_FAST_OPTIONS)
+    except orjson.JSONEncodeError:
+        return False
+    finally:
+        holder[0] = None
+    return True
+
+
+def _placeholder(obj: Any) -> Any:
+    return _HOLE_FRAGMENT
+
+
+def _guard() -> tuple[Any, list[Any]]:
+    """This thread's lists `_GUARD_LEVELS` deep: the outermost, and the innermost,
+    whose one item is the value written (built once a thread, not per call); (None,
+    ...) when this orjson's recursion limit is not the one counted on."""
+    guard: tuple[Any, list[Any]] | None = getattr(_GUARDS, "lists", None)
+    if guard is None:
+        holder: list[Any] = [None]
+        root = holder
+        for _ in range(_GUARD_LEVELS - 1):
+            root = [root]
+        guard = _GUARDS.lists = (root if _orjson_limit_holds() else None, holder)
+    return guard
+
+
+def _orjson_limit_holds() -> bool:
+    """Whether orjson writes `_RECURSION_LIMIT - 1` nested lists and refuses one more."""
+    nested: list[Any] = []
+    for _ in range(_RECURSION_LIMIT - 2):
+        nested = [nested]
+    try:
+        orjson.dumps(nested)
+    except orjson.JSONEncodeError:
+        return False
+    try:
+        orjson.dumps([nested])
+    except orjson.JSONEncodeError:
+        return True
+    return False
 
 
 def _default(max_str: int | None, memo: dict[Any, Any] | None, texts: list[bytes]) -> Any:

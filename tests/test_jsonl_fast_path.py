@@ -198,6 +198,38 @@ def test_json_like_data_and_langchain_objects_take_the_fast_path(value: Any) -> 
     assert text == converted_text(value, 1_000_000)
 
 
+wide = st.lists(st.dictionaries(keys, st.one_of(leaves, st.lists(leaves)), max_size=3), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wide, st.sampled_from(LIMITS))
+def test_wide_data_is_the_converted_values_text(value: Any, limit: int | None) -> None:
+    """Many containers side by side: more brackets than any nesting the fast path lets
+    through, so orjson itself is asked how deep it goes."""
+    text = proven_json(value, limit, {})
+    if text is not None:
+        assert text == converted_text(value, limit)
+
+
+def test_wide_shallow_data_takes_the_fast_path_and_deep_data_does_not() -> None:
+    results = [{"id": i, "tags": ["a"], "source": {"rank": i}} for i in range(40)]
+    assert proven_json({"results": results}, None) == converted_text({"results": results}, None)
+    for depth in range(25, 40):
+        value = _nested(depth, "dict")
+        text = proven_json(value, None)
+        assert (text is not None) == (depth <= 31), depth  # `_FAST_MAX_NESTING` containers
+        assert encode_line(_event(value), None) == _slow_line(_event(value), None)
+
+
+def test_a_message_holding_deep_or_constructor_shaped_data_is_written_as_converted() -> None:
+    for depth in (5, 20, 27, 28, 29, 40, 60):
+        kwargs = {"lc": 1, "deep": _nested(depth, "dict"), "keys": {"__lcel_escaped__": 1}}
+        message = AIMessage(content="x", additional_kwargs=kwargs)
+        for value in ({"output": message}, {"output": [[{"m": message}]]}):
+            event = _event(value)
+            assert encode_line(event, None, {}) == _slow_line(event, None), depth
+
+
 def test_what_a_chain_usually_writes_takes_the_fast_path() -> None:
     human = HumanMessage(content="Tell me about parrots")
     reply = AIMessage(

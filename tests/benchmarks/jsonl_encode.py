@@ -9,9 +9,10 @@ content value, then orjson: the writer before `serialize.proven_json`), once as 
 ships. CPU per call (`time.process_time`), median and best of the rounds, and the
 ratio of the medians; the two files must be byte for byte the same.
 
-Workloads: `per-call`, the 4-run chain of `per_call.py` (14 records a call), and `rag`,
-a retriever handing six 600-character documents to the same chain (content that a
-Python walk pays for by the character).
+Workloads: `per-call`, the 4-run chain of `per_call.py` (14 records a call); `rag`, a
+retriever handing six 600-character documents to the same chain (LangChain objects,
+which both paths write with the same Python); `json`, three lambdas handing on twenty
+search results as plain dicts (what the fast path writes in C).
 """
 
 from __future__ import annotations
@@ -67,6 +68,38 @@ def rag_chain() -> Any:
         | model
         | StrOutputParser()
     )
+
+
+def json_chain() -> Any:
+    """Three lambdas handing on a search API's JSON answer: twenty results of eight
+    fields, the kind of plain data tools and parsers pass along."""
+    from langchain_core.runnables import RunnableLambda
+
+    def search(query: str) -> dict[str, Any]:
+        return {
+            "query": query,
+            "results": [
+                {
+                    "id": f"r-{i}",
+                    "title": f"Parrot fact {i}",
+                    "url": f"https://example.org/parrots/{i}",
+                    "score": 0.9 - i / 50,
+                    "tags": ["birds", "speech"],
+                    "published": "2024-05-01",
+                    "snippet": "Parrots learn sounds from the birds around them. " * 2,
+                    "source": {"name": "example", "rank": i},
+                }
+                for i in range(20)
+            ],
+        }
+
+    def rank(answer: dict[str, Any]) -> list[dict[str, Any]]:
+        return sorted(answer["results"], key=lambda r: -r["score"])[:10]
+
+    def cite(results: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"answer": results[0]["snippet"], "sources": [r["url"] for r in results]}
+
+    return RunnableLambda(search) | RunnableLambda(rank) | RunnableLambda(cite)
 
 
 def record_batches(runnable: Any, call_input: Any, tmp: Path) -> list[tuple[Record, ...]]:
@@ -128,6 +161,7 @@ def main() -> None:
     workloads: dict[str, tuple[Callable[[], Any], Any]] = {
         "per-call": (per_call_chain, INPUT),
         "rag": (rag_chain, "Why do parrots talk?"),
+        "json": (json_chain, "parrots"),
     }
     print(f"on_batch CPU µs per call, {ROUNDS} rounds of {CALLS} calls")
     print("workload  recs  converting    best       fast    best  ratio  bytes")
