@@ -139,6 +139,8 @@ class JsonlExporter(BaseExporter):
                 line = encode_line(
                     record, self.max_attr_chars, memo, inputs=inputs, outputs=outputs
                 )
+                if kind is TraceEvent:
+                    self._carry(record)
             except Exception as exc:
                 warn_once("jsonl_encode_failed", path=str(self.path), error=repr(exc))
             else:
@@ -147,8 +149,6 @@ class JsonlExporter(BaseExporter):
                 if size >= WRITE_MAX_BYTES:
                     self._write_lines(lines)
                     lines, size = [], 0
-                if kind is TraceEvent:
-                    self._carry(record)
             if kind is TraceEnd:
                 self._roots.pop(record.trace_id, None)
                 self._carried.pop(record.trace_id, None)

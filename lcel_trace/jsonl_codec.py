@@ -8,8 +8,9 @@ stands in until it does). A span line that carries the keys means those values, 
 line written alone (`encode_line`) is complete. `lcel-trace/1` lines (every value on the
 span line too) are still read.
 
-Writing never raises (content goes through `to_jsonable`); reading treats every
-line as untrusted and raises `ValueError` with a reason a person can act on.
+Writing never raises (content goes through `to_jsonable`, or is written by orjson as it
+is where `serialize.proven_json` proves that the same text); reading treats every line
+as untrusted and raises `ValueError` with a reason a person can act on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ try:
     import orjson
 except ImportError:  # pragma: no cover - PyPy, or a stripped environment
     orjson = None  # type: ignore[assignment]
-
 
 from lcel_trace.json_text import dumps_bytes
 from lcel_trace.serialize import ESCAPE_KEY, convert, from_jsonable, proven_json, to_jsonable
