@@ -41,7 +41,37 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lcel_trace import progress
+CHECKOUT_VARIABLE = "LCEL_TRACE_BENCH_CHECKOUT"
+
+
+def import_from_checkout(root: str) -> None:
+    """Make `lcel_trace`, and `lcel_trace.exporters` (the checkout's `exporters/`
+    folder), import from the checkout `root`, whatever is installed (an editable install
+    maps both to its own tree ahead of PYTHONPATH)."""
+    import importlib.abc
+    import importlib.machinery
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+    class CheckoutFinder(importlib.abc.MetaPathFinder):
+        def find_spec(
+            self,
+            fullname: str,
+            path: Sequence[str] | None,
+            target: ModuleType | None = None,
+        ) -> ModuleSpec | None:
+            if fullname in ("lcel_trace", "lcel_trace.exporters"):
+                return importlib.machinery.PathFinder.find_spec(fullname, [root])
+            return None
+
+    sys.meta_path.insert(0, CheckoutFinder())
+
+
+if os.environ.get(CHECKOUT_VARIABLE):  # a "(before)" child: before lcel_trace is imported
+    import_from_checkout(os.environ[CHECKOUT_VARIABLE])
+
+from lcel_trace import progress  # noqa: E402
 
 INPUT = {"topic": "parrots"}
 BATCH = 50
@@ -297,13 +327,13 @@ def sdk_floor_child(calls: int) -> dict[str, Any]:
     return {"cpu_us": statistics.median(cpus), "spans": len(recorded)}
 
 
+_THIS_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 def run_child(argv: list[str], baseline: Path | None = None) -> dict[str, Any]:
-    """Run this file with `argv` in a new process (importing lcel-trace from `baseline`,
-    when given) and return the JSON it prints last."""
-    env = None
-    if baseline is not None:
-        paths = [str(baseline), os.environ.get("PYTHONPATH", "")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    """Run this file with `argv` in a new process, importing lcel-trace from the checkout
+    `baseline` or else this file's own, and return the JSON it prints last."""
+    env = {**os.environ, CHECKOUT_VARIABLE: str((baseline or _THIS_CHECKOUT).resolve())}
     done = subprocess.run(
         [sys.executable, __file__, *argv], capture_output=True, text=True, check=False, env=env
     )
