@@ -148,9 +148,12 @@ def _make_plan(cls: type) -> _Plan | None:
     return _Plan(tuple(cls.lc_id()), fields, tuple(getters))
 
 
-def _direct(obj: Any, depth: int, max_str: int | None, *, finish: bool) -> dict[str, Any]:
+def _direct(
+    obj: Any, depth: int, max_str: int | None, *, finish: bool, nested: _Nested | None = None
+) -> dict[str, Any]:
     """`dumpd(obj)`; with `finish`, already as `_convert` (trusted, from `depth`) makes
-    it JSON-safe, in one pass. `_NotDirectError` for anything it cannot write exactly so."""
+    it JSON-safe, in one pass. `_NotDirectError` for anything it cannot write exactly so.
+    `nested(value, depth)`, when given, writes the LangChain objects inside instead."""
     plan = _PLANS[type(obj)] if type(obj) in _PLANS else _plan(type(obj))
     if plan is None or depth + 3 >= MAX_DEPTH:
         raise _NotDirectError
@@ -186,12 +189,18 @@ def _direct(obj: Any, depth: int, max_str: int | None, *, finish: bool) -> dict[
         "type": "constructor",
         "id": list(plan.lc_id),
         "kwargs": {
-            k: _direct_value(v, depth + 2, max_str, finish=finish) for k, v in kwargs.items()
+            k: _direct_value(v, depth + 2, max_str, finish=finish, nested=nested)
+            for k, v in kwargs.items()
         },
     }
 
 
-def _direct_value(value: Any, depth: int, max_str: int | None, *, finish: bool) -> Any:
+_Nested = Callable[[Any, int], Any]
+
+
+def _direct_value(
+    value: Any, depth: int, max_str: int | None, *, finish: bool, nested: _Nested | None = None
+) -> Any:
     """LangChain's `_serialize_value` of a constructor argument (with `finish`, JSON-safe
     as `_convert` leaves it), or `_NotDirectError`."""
     kind = type(value)
@@ -215,13 +224,20 @@ def _direct_value(value: Any, depth: int, max_str: int | None, *, finish: bool) 
             return {_LC_ESCAPED_KEY: value}
         if finish:
             return {
-                (k if type(k) is str else str(k)): _direct_value(v, depth + 1, max_str, finish=True)
+                (k if type(k) is str else str(k)): _direct_value(
+                    v, depth + 1, max_str, finish=True, nested=nested
+                )
                 for k, v in value.items()
             }
-        return {k: _direct_value(v, depth + 1, max_str, finish=False) for k, v in value.items()}
+        return {
+            k: _direct_value(v, depth + 1, max_str, finish=False, nested=nested)
+            for k, v in value.items()
+        }
     if kind is list or kind is tuple:
-        return [_direct_value(v, depth + 1, max_str, finish=finish) for v in value]
+        return [_direct_value(v, depth + 1, max_str, finish=finish, nested=nested) for v in value]
     if kind in _DIRECT_CLASSES:
+        if nested is not None:
+            return nested(value, depth)
         return _direct(value, depth, max_str, finish=finish)
     raise _NotDirectError
 
@@ -425,28 +441,37 @@ def _plain_str_type(cls: type) -> bool:
 _PLAIN_STR_TYPES: dict[type, bool] = {}
 
 
-def _lc_text(obj: Any, max_str: int | None, memo: dict[Any, Any] | None) -> bytes:
-    """A LangChain object's JSON text as `_convert` writes it (`_direct`), once per memo.
+def _lc_text(
+    obj: Any, max_str: int | None, memo: dict[Any, Any] | None, depth: int = _LC_DEPTH
+) -> bytes:
+    """A LangChain object's JSON text as `_convert` writes it (`_direct`), once per memo
+    (a message in a prompt value and again in the model's input, say).
 
-    Written from `_LC_DEPTH`, deeper than anywhere `proven_json` accepts it: `_direct`
-    writes the same at any depth where it neither refuses nor cuts (`"<max depth>"`),
-    and does both more the deeper it starts, so a text written from there without
-    either is what it writes from where the object really is."""
+    Written from `depth`, `_LC_DEPTH` at least, deeper than anywhere `proven_json`
+    accepts it: `_direct` writes the same at any depth where it neither refuses nor
+    cuts (`"<max depth>"`), and does both more the deeper it starts, so a text written
+    from there without either is what it writes from where the object really is (and
+    from any depth above: a text is reused from the memo no deeper than it was written)."""
     if type(obj) not in _DIRECT_CLASSES:
         raise _UnprovenError
     key = (id(obj), _lc_text)
     if memo is not None:
         hit = memo.get(key)
-        if hit is not None and hit[0] is obj:
+        if hit is not None and hit[0] is obj and hit[2] >= depth:
             return hit[1]  # type: ignore[no-any-return]
+
+    def inside(value: Any, at: int) -> Any:
+        return orjson.Fragment(_lc_text(value, max_str, memo, at))
+
     try:
-        text = bytes(memoryview(orjson.dumps(_direct(obj, _LC_DEPTH, max_str, finish=True))))
+        written = _direct(obj, depth, max_str, finish=True, nested=inside)
+        text = bytes(memoryview(orjson.dumps(written)))
     except _NotDirectError:
         raise _UnprovenError from None
     if _DEPTH_CUT in text:  # `_convert` cut a user dict inside: it may be less deep
         raise _UnprovenError
     if memo is not None:
-        memo[key] = (obj, text)
+        memo[key] = (obj, text, depth)
     return text
 
 

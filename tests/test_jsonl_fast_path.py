@@ -283,6 +283,27 @@ def test_a_langchain_object_met_again_is_written_once_per_memo() -> None:
     assert second == converted_text({"input": reply}, None)
 
 
+def test_a_message_in_a_prompt_value_and_again_alone_is_written_once() -> None:
+    history = [HumanMessage(content=f"question {i}") for i in range(5)]
+    prompt = ChatPromptValue(messages=history)
+    memo: dict[Any, Any] = {}
+    with mock.patch.object(serialize, "_direct", wraps=serialize._direct) as direct:
+        texts = [
+            proven_json({"output": prompt}, None, memo),
+            proven_json({"input": {"messages": [history]}}, None, memo),
+        ]
+    assert direct.call_count == 1 + 5  # the prompt value, and each message once
+    assert texts[0] == converted_text({"output": prompt}, None)
+    assert texts[1] == converted_text({"input": {"messages": [history]}}, None)
+    # the other way round: a message written from a shallower depth is written again
+    # where the prompt value nests it deeper
+    memo = {}
+    alone = proven_json({"input": history[0]}, None, memo)
+    nested = proven_json({"output": [[{"p": prompt}]]}, None, memo)
+    assert alone == converted_text({"input": history[0]}, None)
+    assert nested == converted_text({"output": [[{"p": prompt}]]}, None)
+
+
 # -- whole lines --------------------------------------------------------------------------
 
 structural_text = st.one_of(

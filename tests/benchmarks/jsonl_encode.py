@@ -9,10 +9,12 @@ content value, then orjson: the writer before `serialize.proven_json`), once as 
 ships. CPU per call (`time.process_time`), median and best of the rounds, and the
 ratio of the medians; the two files must be byte for byte the same.
 
-Workloads: `per-call`, the 4-run chain of `per_call.py` (14 records a call); `rag`, a
-retriever handing six 600-character documents to the same chain (LangChain objects,
-which both paths write with the same Python); `json`, three lambdas handing on twenty
-search results as plain dicts (what the fast path writes in C).
+Workloads: `per-call`, the 4-run chain of `per_call.py` (14 records a call); `chat`, the
+same chain with ten earlier messages in its prompt (each message written in the prompt
+value and again in the model's input); `rag`, a retriever handing six 600-character
+documents to the same chain (LangChain objects, which both paths write with the same
+Python); `json`, three lambdas handing on twenty search results as plain dicts (what
+the fast path writes in C).
 """
 
 from __future__ import annotations
@@ -68,6 +70,30 @@ def rag_chain() -> Any:
         | model
         | StrOutputParser()
     )
+
+
+def chat_chain() -> tuple[Any, Any]:
+    """A chat prompt with ten earlier messages | FakeListChatModel | StrOutputParser:
+    each message is in the prompt value and again in the model's input."""
+    from langchain_core.language_models import FakeListChatModel
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+    history = [
+        message
+        for i in range(5)
+        for message in (
+            HumanMessage(content=f"Question {i} about parrots and their voices?"),
+            AIMessage(content=f"Answer {i}: they learn sounds from the birds around them."),
+        )
+    ]
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "You know birds."), MessagesPlaceholder("history"), ("human", "{question}")]
+    )
+    model = FakeListChatModel(responses=["They mimic what they hear."])
+    chain = prompt | model | StrOutputParser()
+    return chain, {"history": history, "question": "And cockatoos?"}
 
 
 def json_chain() -> Any:
@@ -158,8 +184,10 @@ def measure(name: str, batches: list[tuple[Record, ...]], tmp: Path) -> None:
 
 
 def main() -> None:
+    chat, chat_input = chat_chain()
     workloads: dict[str, tuple[Callable[[], Any], Any]] = {
         "per-call": (per_call_chain, INPUT),
+        "chat": (lambda: chat, chat_input),
         "rag": (rag_chain, "Why do parrots talk?"),
         "json": (json_chain, "parrots"),
     }
